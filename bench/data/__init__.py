@@ -1,0 +1,97 @@
+"""Data layer: RSNA reader, decode-once cache, built-in synthetic radiographs, torch dataset."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.config import DataConfig
+from bench.data.cache import Cache, lesionbench_home, prepare_cache
+from bench.data.dataset import RSNADataset
+from bench.data.rsna import Labels, Problem, read_labels, split_patients
+
+__all__ = ["PreparedData", "RSNADataset", "default_data_root", "open_data", "read_labels"]
+
+
+@dataclass
+class PreparedData:
+    """Labels, cache, and the train/val datasets of one data configuration."""
+
+    root: Path
+    synthetic: bool
+    labels: Labels
+    cache: Cache
+    train: RSNADataset
+    val: RSNADataset
+    split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def manifest_hash(self) -> str:
+        """Hash identifying the exact images, labels and preprocessing (the cache key)."""
+        return self.cache.key
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Label and image problems met (skipped items), in order."""
+        return self.labels.problems + self.cache.problems
+
+
+def synthetic_root(cfg: DataConfig) -> Path:
+    """Folder of the built-in synthetic data for these settings."""
+    from bench.data.synth import GENERATOR_VERSION
+
+    tag = f"p{cfg.synth_pneumonia}-h{cfg.synth_healthy}-s{cfg.synth_size}-seed{cfg.synth_seed}-v{GENERATOR_VERSION}"
+    return lesionbench_home() / "synth" / tag
+
+
+def default_data_root(cfg: DataConfig, progress: bool = True) -> Path:
+    """The data folder: ``cfg.root`` if given, else the built-in synthetic data (generated once)."""
+    if cfg.root is not None:
+        return Path(cfg.root)
+    from bench.data.synth import SynthConfig, generate
+
+    root = synthetic_root(cfg)
+    if not (root / "synthetic.json").is_file():
+        generate(root, SynthConfig(n_pneumonia=cfg.synth_pneumonia, n_healthy=cfg.synth_healthy,
+                                   size=cfg.synth_size, seed=cfg.synth_seed), progress=progress, overwrite=True)
+    return root
+
+
+def split_counts(labels: Labels, cfg: DataConfig) -> dict[str, dict[str, int]]:
+    """Patients per split and domain according to the CSVs (whatever images are present)."""
+    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed)
+    names = {0: "healthy", 1: "pneumonia"}
+    return {k: {names[d]: sum(p.domain == d for p in v) for d in (1, 0)} for k, v in parts.items()}
+
+
+def open_data(cfg: DataConfig, progress: bool = True) -> PreparedData:
+    """Read labels, build or reuse the cache, and split it into train/val datasets."""
+    root = default_data_root(cfg, progress)
+    labels = read_labels(root, include_not_normal=cfg.include_not_normal, strict=cfg.strict)
+    cache = prepare_cache(labels, cfg.size, strict=cfg.strict, progress=progress)
+    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed)
+    position = {pid: i for i, pid in enumerate(cache.patient_ids)}
+    idx = {k: np.array(sorted(position[p.patient_id] for p in v if p.patient_id in position), dtype=np.int64)
+           for k, v in parts.items()}
+    return PreparedData(
+        root=root,
+        synthetic=cfg.root is None or (root / "synthetic.json").is_file(),
+        labels=labels,
+        cache=cache,
+        train=RSNADataset(cache, idx["train"]),
+        val=RSNADataset(cache, idx["val"]),
+        split_counts=split_counts(labels, cfg),
+    )
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (short form)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def describe(data: PreparedData) -> str:
+    """A short JSON-able description line of the data, for logs."""
+    return json.dumps({"root": str(data.root), "train": len(data.train), "val": len(data.val), "key": data.manifest_hash})

@@ -1,0 +1,215 @@
+"""Decode-once cache: every selected DICOM as a memory-mapped uint8 array at the working size.
+
+Decoding a JPEG DICOM costs far more than a training step on small images (SPEC 1), so images
+are decoded once into ``<cache root>/<key>/images.u8``. The key hashes the label files' bytes,
+each image file's name, size and modification time, and the preprocessing settings; the next
+run with the same key reuses the cache, any change builds a new one. A cache is written into
+a temporary folder and renamed into place, so an interrupted build is never mistaken for one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from bench.data.dicom import read_dicom, resize_area
+from bench.data.rsna import MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
+from bench.errors import DataError
+
+CACHE_VERSION = 1
+
+
+def lesionbench_home() -> Path:
+    """Root folder for generated data and caches (``$LESIONBENCH_HOME`` or ~/.cache/lesionbench)."""
+    return Path(os.environ.get("LESIONBENCH_HOME", Path.home() / ".cache" / "lesionbench"))
+
+
+def cache_root() -> Path:
+    """Where decoded caches live (``$LESIONBENCH_CACHE`` or <home>/cache)."""
+    return Path(os.environ.get("LESIONBENCH_CACHE", lesionbench_home() / "cache"))
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def selected(labels: Labels) -> list[Patient]:
+    """Patients of the benchmark's domains (excluded classes dropped), in patientId order."""
+    return sorted((p for p in labels.patients if p.domain >= 0), key=lambda p: p.patient_id)
+
+
+def cache_key(labels: Labels, size: int) -> str:
+    """Hash of sources and settings that determines the cache contents."""
+    lay = labels.layout
+    files = {p.patient_id: _stat(lay.images / f"{p.patient_id}.dcm") for p in selected(labels)}
+    masks = None
+    if lay.masks is not None:
+        masks = {pid: _stat(lay.masks / f"{pid}.png") for pid in files}
+    material = {
+        "version": CACHE_VERSION,
+        "size": size,
+        "labels": _file_sha(lay.labels),
+        "classes": _file_sha(lay.classes),
+        "domains": {p.patient_id: p.domain for p in selected(labels)},
+        "images": files,
+        "masks": masks,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Cache:
+    """A built cache: arrays (memory-mapped) and per-image metadata."""
+
+    path: Path
+    key: str
+    size: int
+    patient_ids: list[str]
+    classes: list[str]
+    domains: np.ndarray  # (N,) int64
+    boxes: np.ndarray  # (N, MAX_BOXES, 4) float32, x0 y0 x1 y1 at working size
+    n_boxes: np.ndarray  # (N,) int64
+    images: np.ndarray  # (N, S, S) uint8 memmap
+    masks: np.ndarray | None  # (N, S, S) uint8 {0, 1} memmap, synthetic data only
+    missing: list[str]
+    problems: list[Problem]
+    reused: bool = False
+
+
+def _load_mask(path: Path, size: int) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            mask = np.asarray(im.convert("L"), dtype=np.uint8)
+    except Exception as exc:
+        raise DataError(path, f"lesion mask cannot be read ({exc})") from None
+    return (resize_area((mask > 127).astype(np.uint8) * 255, size) >= 128).astype(np.uint8)
+
+
+def _box_rows_problem(labels: Labels, pat: Patient, rows: int, cols: int) -> Problem | None:
+    for (x, y, w, h), line in zip(pat.boxes, pat.rows):
+        if x + w > cols or y + h > rows:
+            return Problem(str(labels.layout.labels),
+                           f"box ({x:g}, {y:g}, {w:g}, {h:g}) extends outside the {cols}x{rows} image of {pat.patient_id}", line)
+    return None
+
+
+def _decode_one(labels: Labels, pat: Patient, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    lay = labels.layout
+    dec = read_dicom(lay.images / f"{pat.patient_id}.dcm")
+    bad = _box_rows_problem(labels, pat, dec.rows, dec.cols)
+    if bad is not None:
+        raise DataError(bad.path, bad.what, bad.row)
+    mask = None
+    if lay.masks is not None:
+        mask = _load_mask(lay.masks / f"{pat.patient_id}.png", size)
+    return resize_area(dec.image, size), boxes_xyxy(pat.boxes, dec.rows, dec.cols, size), mask
+
+
+def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progress: bool) -> None:
+    pats = selected(labels)
+    lay = labels.layout
+    present = [p for p in pats if (lay.images / f"{p.patient_id}.dcm").is_file()]
+    missing = [p.patient_id for p in pats if not (lay.images / f"{p.patient_id}.dcm").is_file()]
+    if strict and missing:
+        raise DataError(lay.images / f"{missing[0]}.dcm", f"image file is missing ({len(missing)} missing in all)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        n = max(len(present), 1)
+        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, size, size))
+        masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, size, size)) if lay.masks else None
+        kept: list[Patient] = []
+        boxes = np.zeros((n, MAX_BOXES, 4), np.float32)
+        problems: list[Problem] = []
+        for pat in tqdm(present, desc=f"decoding DICOMs to {size}px cache", unit="img", disable=not progress):
+            try:
+                img, bx, mask = _decode_one(labels, pat, size)
+            except DataError as err:
+                if strict:
+                    raise
+                problems.append(Problem(str(err.path), err.what, err.row))
+                continue
+            i = len(kept)
+            images[i], boxes[i] = img, bx
+            if masks is not None:
+                masks[i] = mask
+            kept.append(pat)
+        images.flush()
+        if masks is not None:
+            masks.flush()
+        index = {
+            "version": CACHE_VERSION,
+            "key": key,
+            "size": size,
+            "n": len(kept),
+            "patient_ids": [p.patient_id for p in kept],
+            "classes": [p.cls for p in kept],
+            "domains": [p.domain for p in kept],
+            "n_boxes": [len(p.boxes) for p in kept],
+            "boxes": boxes[: len(kept)].tolist(),
+            "missing": missing,
+            "problems": [[p.path, p.what, p.row] for p in problems],
+            "has_masks": masks is not None,
+        }
+        (tmp / "index.json").write_text(json.dumps(index))
+        del images, masks
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _open(dest: Path, reused: bool) -> Cache:
+    index = json.loads((dest / "index.json").read_text())
+    n = index["n"]
+    images = np.load(dest / "images.npy", mmap_mode="r")[:n]
+    masks = np.load(dest / "masks.npy", mmap_mode="r")[:n] if index["has_masks"] else None
+    boxes = np.asarray(index["boxes"], dtype=np.float32).reshape(n, MAX_BOXES, 4)
+    return Cache(
+        path=dest,
+        key=index["key"],
+        size=index["size"],
+        patient_ids=index["patient_ids"],
+        classes=index["classes"],
+        domains=np.asarray(index["domains"], dtype=np.int64),
+        boxes=boxes,
+        n_boxes=np.asarray(index["n_boxes"], dtype=np.int64),
+        images=images,
+        masks=masks,
+        missing=index["missing"],
+        problems=[Problem(p, w, r) for p, w, r in index["problems"]],
+        reused=reused,
+    )
+
+
+def prepare_cache(labels: Labels, size: int, strict: bool = False, progress: bool = True,
+                  root: Path | None = None) -> Cache:
+    """Open the cache for these labels and size, building it first if it does not exist."""
+    key = cache_key(labels, size)
+    dest = (root or cache_root()) / f"{key}-{size}px"
+    if (dest / "index.json").is_file():
+        cache = _open(dest, reused=True)
+        if strict and (cache.problems or cache.missing):
+            first = cache.problems[0] if cache.problems else Problem(str(labels.layout.images), f"{len(cache.missing)} image files are missing")
+            raise DataError(first.path, first.what, first.row)
+        return cache
+    _build(labels, size, key, dest, strict, progress)
+    return _open(dest, reused=False)

@@ -1,0 +1,73 @@
+"""Torch dataset over a decoded cache, serving dict samples (torchxrayvision style)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bench.data.cache import Cache
+
+
+def to_unit(images: np.ndarray) -> torch.Tensor:
+    """uint8 images (..., H, W) -> float32 tensor (..., 1, H, W) mapped linearly to [-1, 1]."""
+    t = torch.from_numpy(np.ascontiguousarray(images)).float()
+    return (t / 127.5 - 1.0).unsqueeze(-3)
+
+
+def rasterize(boxes: np.ndarray, n_boxes: np.ndarray, size: int) -> np.ndarray:
+    """Union masks (N, size, size) of boxes x0,y0,x1,y1: a pixel is in when its centre is."""
+    centres = np.arange(size, dtype=np.float32) + 0.5
+    out = np.zeros((len(boxes), size, size), dtype=bool)
+    for i in range(len(boxes)):
+        for x0, y0, x1, y1 in boxes[i, : n_boxes[i]]:
+            rows = (centres >= y0) & (centres < y1)
+            cols = (centres >= x0) & (centres < x1)
+            out[i] |= rows[:, None] & cols[None, :]
+    return out
+
+
+class RSNADataset(Dataset):
+    """One split of the data. Sample keys: image (1,S,S) in [-1,1], domain, boxes (MAX_BOXES,4)
+    at working size, n_boxes, box_mask (1,S,S), patientId, and lesion_mask (1,S,S) when the data
+    is synthetic. Arrays are also exposed whole for fast batched access."""
+
+    def __init__(self, cache: Cache, indices: np.ndarray) -> None:
+        self.cache = cache
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.size = cache.size
+        self.domains = cache.domains[self.indices]
+        self.boxes = cache.boxes[self.indices]
+        self.n_boxes = cache.n_boxes[self.indices]
+        self.patient_ids = [cache.patient_ids[i] for i in self.indices]
+        self.has_lesion_masks = cache.masks is not None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def images_u8(self, idx: np.ndarray | list[int]) -> np.ndarray:
+        """uint8 images (B, S, S) for positions ``idx`` of this split."""
+        return self.cache.images[self.indices[np.asarray(idx)]]
+
+    def batch(self, idx: np.ndarray | list[int]) -> dict[str, Any]:
+        """A collated batch for positions ``idx`` (faster than a DataLoader on small images)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out: dict[str, Any] = {
+            "image": to_unit(self.images_u8(idx)),
+            "domain": torch.from_numpy(self.domains[idx]),
+            "boxes": torch.from_numpy(self.boxes[idx]),
+            "n_boxes": torch.from_numpy(self.n_boxes[idx]),
+            "box_mask": torch.from_numpy(rasterize(self.boxes[idx], self.n_boxes[idx], self.size)).unsqueeze(1).float(),
+            "patientId": [self.patient_ids[i] for i in idx],
+        }
+        if self.has_lesion_masks:
+            masks = self.cache.masks[self.indices[idx]]
+            out["lesion_mask"] = torch.from_numpy(np.ascontiguousarray(masks)).unsqueeze(1).float()
+        return out
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"index {i} out of range for a split of {len(self)} images")
+        b = self.batch([i % len(self)])
+        return {k: v[0] for k, v in b.items()}

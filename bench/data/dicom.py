@@ -1,0 +1,103 @@
+"""Decoding one DICOM radiograph to an 8-bit greyscale array (SPEC 1).
+
+pydicom reads the file (its Pillow plugin decodes the JPEG Baseline pixel data of real RSNA
+files); the modality and VOI LUTs are applied when present, MONOCHROME1 is inverted so that
+bone is bright, and anything wider than 8 bits is scaled linearly from its own min/max to
+[0, 255]. Every failure is a :class:`DataError` naming the file.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from bench.errors import DataError
+
+
+@dataclass
+class Decoded:
+    """An 8-bit image plus the original Rows/Columns the boxes refer to."""
+
+    image: np.ndarray  # uint8 (rows, cols)
+    rows: int
+    cols: int
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_header(path: str | Path) -> pydicom.Dataset:
+    """Parse a DICOM file without decoding pixels; unreadable files raise DataError."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, defer_size="1 KB")
+    except FileNotFoundError:
+        raise DataError(path, "image file is missing") from None
+    except Exception as exc:  # pydicom raises many types on corrupt input
+        raise DataError(path, f"not a readable DICOM file ({_first_line(exc)})") from None
+    if "PixelData" not in ds:
+        raise DataError(path, "DICOM has no pixel data")
+    return ds
+
+
+def _check_geometry(path: Path, ds: pydicom.Dataset) -> tuple[int, int]:
+    samples = int(ds.get("SamplesPerPixel", 1))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if samples != 1 or not photometric.startswith("MONOCHROME"):
+        raise DataError(path, f"colour image ({photometric}, {samples} samples per pixel); expected a greyscale radiograph")
+    rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    if rows <= 0 or cols <= 0:
+        raise DataError(path, f"invalid image size {rows}x{cols}")
+    if rows != cols:
+        raise DataError(path, f"image is {cols}x{rows} (width x height), not square; the benchmark needs square radiographs")
+    if int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        raise DataError(path, "multi-frame DICOM; expected a single radiograph")
+    return rows, cols
+
+
+def to_uint8(ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
+    """Apply modality/VOI LUTs, invert MONOCHROME1, and scale to uint8 [0, 255]."""
+    arr = apply_modality_lut(pixels, ds)
+    arr = apply_voi_lut(arr, ds) if ("WindowCenter" in ds or "VOILUTSequence" in ds) else arr
+    arr = np.asarray(arr, dtype=np.float64)
+    eight_bit = int(ds.get("BitsStored", 8)) <= 8 and arr.min() >= 0 and arr.max() <= 255
+    if not eight_bit:
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        arr = 255.0 - arr
+    return np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+
+
+def read_dicom(path: str | Path) -> Decoded:
+    """Decode a DICOM radiograph to uint8; every failure names the file."""
+    path = Path(path)
+    ds = read_header(path)
+    rows, cols = _check_geometry(path, ds)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pixels = ds.pixel_array
+    except Exception as exc:  # decoder errors: truncated data, missing plugin, ...
+        raise DataError(path, f"pixel data cannot be decoded ({_first_line(exc)})") from None
+    if pixels.shape != (rows, cols):
+        raise DataError(path, f"decoded pixels have shape {pixels.shape}, header says {rows}x{cols}")
+    return Decoded(to_uint8(ds, pixels), rows, cols)
+
+
+def resize_area(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize a 2-D uint8 image to size x size with area (box-filter) interpolation."""
+    if image.shape == (size, size):
+        return image.copy()
+    pil = Image.fromarray(image.astype(np.float32), mode="F")
+    out = np.asarray(pil.resize((size, size), Image.Resampling.BOX))
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)

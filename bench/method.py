@@ -1,0 +1,72 @@
+"""The interface every localization method implements.
+
+A method is trained on a :class:`TrainContext`, may translate images to a target domain
+(GAN methods), and produces a lesion map (higher = more likely lesion). The engine only ever
+talks to methods through this class, never through their names.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from bench.config import Config, resolve_params
+from bench.data.dataset import RSNADataset
+from bench.device import resolve_device
+
+HEALTHY = 0
+PNEUMONIA = 1
+DOMAINS = ("healthy", "pneumonia")
+
+
+@dataclass
+class NoParams:
+    """A method without hyper-parameters of its own."""
+
+
+@dataclass
+class TrainContext:
+    """Everything a method needs to train: data, where to checkpoint, whether to resume."""
+
+    train: RSNADataset
+    val: RSNADataset
+    out_dir: Path
+    resume: bool = False
+    progress: bool = True
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Method(abc.ABC):
+    """Base class of a lesion-localization method; register subclasses with ``@register_method``."""
+
+    name: ClassVar[str] = ""
+    translates: ClassVar[bool] = False
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
+        self.cfg = cfg
+        self.params = resolve_params(self.Params, cfg.method.get(self.name, {}), f"method.{self.name}")
+        self.device = resolve_device(cfg.train.device if device is None else device)
+
+    @abc.abstractmethod
+    def fit(self, ctx: TrainContext) -> None:
+        """Train on ``ctx.train`` (checkpointing into ``ctx.out_dir``, resuming if asked)."""
+
+    def translate(self, x: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
+        """G(x, target): images (B, 1, H, W) in [-1, 1] translated to ``target`` domain."""
+        raise TypeError(f"method {self.name!r} does not translate images")
+
+    @abc.abstractmethod
+    def localize(self, x: torch.Tensor) -> torch.Tensor:
+        """Lesion map (B, H, W) for images (B, 1, H, W) in [-1, 1]; higher = lesion."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to restore the trained method (tensors and plain values)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` output."""

@@ -1,0 +1,1 @@
+"""Built-in localization methods: one sub-package each, registered by name on import."""
