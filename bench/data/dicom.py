@@ -7,6 +7,7 @@ bone is bright, and anything wider than 8 bits is scaled linearly from its own m
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,24 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+class _Collect(logging.Handler):
+    """Collects pydicom's log messages (it logs, rather than raises, on a truncated file)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def read_header(path: str | Path) -> pydicom.Dataset:
     """Parse a DICOM file without decoding pixels; unreadable files raise DataError."""
     path = Path(path)
+    logger = logging.getLogger("pydicom")
+    collect = _Collect()
+    logger.addHandler(collect)
+    propagate, logger.propagate = logger.propagate, False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -44,6 +60,12 @@ def read_header(path: str | Path) -> pydicom.Dataset:
         raise DataError(path, "image file is missing") from None
     except Exception as exc:  # pydicom raises many types on corrupt input
         raise DataError(path, f"not a readable DICOM file ({_first_line(exc)})") from None
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
+    truncated = [m for m in collect.messages if "End of file" in m]
+    if truncated:
+        raise DataError(path, f"file is truncated ({truncated[0]})".replace(f" in file {path}", ""))
     if "PixelData" not in ds:
         raise DataError(path, "DICOM has no pixel data")
     return ds

@@ -1,0 +1,203 @@
+"""Command line: ``python -m bench <command>`` (data, list, train, run)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bench.config import Config, load_config
+from bench.errors import BenchError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_config_args(p: argparse.ArgumentParser, preset_default: str = "quick") -> None:
+    p.add_argument("--preset", default=preset_default, help=f"named preset: smoke, quick, standard, paper (default {preset_default})")
+    p.add_argument("--config", metavar="FILE.toml", help="TOML file overriding preset fields")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one field, e.g. --set train.iterations=100 (repeatable)")
+    _add_data_args(p)
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", metavar="DIR", help="RSNA folder (Kaggle layout); default: built-in synthetic radiographs")
+    p.add_argument("--include-not-normal", action="store_true",
+                   help="count 'No Lung Opacity / Not Normal' patients as Healthy instead of excluding them")
+    p.add_argument("--strict", action="store_true", help="turn every data problem into an error")
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """Preset + TOML + --set, then the data flags of the command line."""
+    cfg = load_config(getattr(args, "preset", "quick"), getattr(args, "config", None), getattr(args, "sets", []))
+    if getattr(args, "data", None):
+        cfg.data.root = str(args.data)
+    if getattr(args, "include_not_normal", False):
+        cfg.data.include_not_normal = True
+    if getattr(args, "strict", False):
+        cfg.data.strict = True
+    if getattr(args, "size", None):
+        cfg.data.size = args.size
+    if getattr(args, "classifier_weights", None):
+        cfg.classifier.weights = str(args.classifier_weights)
+    return cfg
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    """Write built-in synthetic radiographs in the RSNA layout."""
+    from bench.data.synth import SynthConfig, generate
+
+    manifest = generate(Path(args.out), SynthConfig(n_pneumonia=args.n_pneumonia, n_healthy=args.n_healthy,
+                                                    size=args.size, seed=args.seed), progress=True)
+    counts = manifest.get("counts", {})
+    print(f"wrote {sum(counts.values()) if counts else '?'} synthetic radiographs to {args.out} ({counts})")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    """Print patients per class, boxes, images found/missing/unreadable, and the split."""
+    from bench.data import default_data_root
+    from bench.data.inspect import data_info, format_info
+
+    cfg = resolve_config(args)
+    root = default_data_root(cfg.data, progress=not args.json)
+    info = data_info(root, cfg.data, progress=not args.json)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    """Build (or reuse) the decoded cache at the working size."""
+    import time
+
+    from bench.data import open_data
+
+    cfg = resolve_config(args)
+    t0 = time.perf_counter()
+    data = open_data(cfg.data, progress=True)
+    c = data.cache
+    state = "reused" if c.reused else f"built in {time.perf_counter() - t0:.1f} s"
+    print(f"cache {c.path} ({state}): {len(c.patient_ids):,} images at {c.size}px, "
+          f"{len(c.missing):,} missing, {len(c.problems):,} skipped; train {len(data.train):,}, val {len(data.val):,}")
+    for p in data.problems[:10]:
+        print(f"  skipped: {p}")
+    return 0
+
+
+def cmd_data_preview(args: argparse.Namespace) -> int:
+    """Draw a contact sheet of images with their boxes."""
+    from bench.data import open_data
+    from bench.data.inspect import preview_sheet
+
+    cfg = resolve_config(args)
+    data = open_data(cfg.data, progress=True)
+    out = preview_sheet(data, Path(args.out), n=args.n)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List the registered methods."""
+    from bench.registry import get_method_class, list_methods
+
+    rows = []
+    for name in list_methods():
+        cls = get_method_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        rows.append({"name": name, "translates": cls.translates, "module": cls.__module__, "description": doc})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            kind = "translation" if r["translates"] else "attribution"
+            print(f"{r['name']:<14} {kind:<12} {r['description']}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one method (resuming from its last checkpoint with --resume)."""
+    from bench.data import open_data
+    from bench.registry import get_method_class
+    from bench.runner import train_method
+
+    cfg = resolve_config(args)
+    get_method_class(args.method)
+    data = open_data(cfg.data, progress=True)
+    _, out_dir = train_method(args.method, cfg, data, Path(args.out) if args.out else None,
+                              resume=args.resume, progress=True)
+    print(f"trained {args.method} ({cfg.preset}); checkpoints in {out_dir}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train and evaluate methods and write the report."""
+    raise BenchError("'run' (evaluation and report) is not available yet; use 'train' for single methods")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of all commands."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description="lesionbench: lesion localization benchmark for chest X-rays")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate, inspect and prepare data").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("synth", help="write built-in synthetic radiographs in the RSNA layout")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist or be empty)")
+    p.add_argument("--n-pneumonia", type=int, default=600, metavar="N")
+    p.add_argument("--n-healthy", type=int, default=900, metavar="N")
+    p.add_argument("--size", type=int, default=256, metavar="PX", help="DICOM size in pixels (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_data_synth)
+
+    p = data.add_parser("info", help="patients per class, boxes, images found/missing/unreadable, split")
+    _add_data_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_data_info)
+
+    p = data.add_parser("prepare", help="decode images into the memory-mapped cache")
+    _add_data_args(p)
+    p.add_argument("--size", type=int, required=True, metavar="PX", help="working resolution")
+    p.set_defaults(func=cmd_data_prepare)
+
+    p = data.add_parser("preview", help="contact sheet of images with boxes drawn")
+    _add_data_args(p)
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--size", type=int, default=256, metavar="PX", help="resolution of the pictures (default 256)")
+    p.add_argument("--n", type=int, default=12, help="number of images")
+    p.set_defaults(func=cmd_data_preview)
+
+    p = sub.add_parser("list", help="registered methods")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("train", help="train one method")
+    p.add_argument("--method", required=True)
+    _add_config_args(p)
+    p.add_argument("--out", metavar="DIR", help="checkpoint folder (default: keyed by method, data and config)")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the folder")
+    p.add_argument("--classifier-weights", metavar="FILE", help="classifier weights (.safetensors or state dict): skip its training")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="train and evaluate methods, write the report")
+    p.add_argument("--methods", default="all", help="'all' or comma-separated names")
+    _add_config_args(p)
+    p.add_argument("--out", metavar="DIR", default="results/runs")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a command, turning user errors into one line and a non-zero exit."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

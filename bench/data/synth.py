@@ -1,0 +1,799 @@
+"""Synthetic chest radiographs with pneumonia opacities, written in the Kaggle RSNA layout.
+
+The suite cannot download RSNA, so this module renders a stand-in data set (SPEC section 1,
+"Embedded default data"). Every image is drawn from its own random stream, so an image depends on
+the seed, its class and its index within the class, never on the order of generation or on the
+other counts.
+
+Rendering works in a *canonical* frame (``u``, ``v`` in [0, 1], the 1024-px RSNA frame divided by
+1024) in which the anatomy is laid out; a per-image pose (scale, rotation, shift) maps it to the
+pixels of the written image. The anatomy is a sum of X-ray densities: body soft tissue (elliptic
+cross-section, neck and shoulders, optional arms), two lung fields (air, with radial vessel
+markings and hila), heart and mediastinum, aortic knob, spine with vertebrae, trachea, clavicles,
+posterior and anterior ribs, and the abdomen below the diaphragm domes. The density is mapped to
+8 bits through an exposure curve with a per-image gain, offset and gamma, then blurred mildly and
+given noise.
+
+Pneumonia ('Lung Opacity') images get 1-4 boxes drawn from the real RSNA box statistics
+(:mod:`bench.data.rsna_stats`: boxes per patient, side of each box, and a Gaussian over centre and
+log size, jointly for opposite-side pairs). Boxes are sampled in the canonical frame and mapped by
+the pose; a box set is redrawn until every box overlaps the lung fields of that image. Inside each
+box a patchy opacity (thresholded smooth noise under a window inscribed in the box, cut to the lung
+field) adds density. The lesion mask is exactly the set of pixels where that density is positive,
+before the global blur and JPEG compression. The written box is the bounding box of the box's
+opacity grown by a small random margin, never beyond the sampled box, as a reader would draw it;
+so the mask lies inside the union of the boxes and boxes come out slightly smaller than the
+sampled ones.
+
+'No Lung Opacity / Not Normal' images (none by default) carry other findings without opacities:
+an enlarged heart, monitoring leads and lines, small calcified nodules or a raised hemidiaphragm.
+Global variation (pose, exposure, noise) is drawn the same way for every class, so the class can
+only be told from the lesions.
+
+Output (``generate``): ``stage_2_train_labels.csv``, ``stage_2_detailed_class_info.csv``,
+``stage_2_train_images/<patientId>.dcm`` (JPEG Baseline, 8-bit MONOCHROME2, modality CR, like
+RSNA), ``synthetic_masks/<patientId>.png`` (uint8 0/255) and ``synthetic.json`` (manifest). Box
+coordinates are in the pixels of the written images. The output directory appears only when
+complete: files are written into a hidden sibling directory that is renamed at the end.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from bench.data import rsna_stats
+from bench.errors import BenchError
+
+GENERATOR_NAME = "lesionbench-synth"
+GENERATOR_VERSION = 1
+
+PNEUMONIA = "Lung Opacity"
+HEALTHY = "Normal"
+NOT_NORMAL = "No Lung Opacity / Not Normal"
+CLASS_CODES = {PNEUMONIA: 0, HEALTHY: 1, NOT_NORMAL: 2}
+
+LABELS_CSV = "stage_2_train_labels.csv"
+CLASS_CSV = "stage_2_detailed_class_info.csv"
+IMAGE_DIR = "stage_2_train_images"
+MASK_DIR = "synthetic_masks"
+MANIFEST = "synthetic.json"
+
+MIN_LUNG_COVER = 0.45
+"""Least share of a box's inscribed ellipse that must lie in the lung fields."""
+
+Box = tuple[int, int, int, int]
+
+
+class OutputExistsError(BenchError, ValueError):
+    """The output directory already holds files and overwriting was not asked for."""
+
+
+@dataclass
+class SynthConfig:
+    """How many images of each class to render, at which size, from which seed."""
+
+    n_pneumonia: int = 600
+    n_healthy: int = 900
+    n_not_normal: int = 0
+    size: int = 256
+    seed: int = 0
+    jpeg_quality: int = 90
+
+
+@dataclass
+class Case:
+    """One rendered radiograph: 8-bit image, pixel-exact lesion mask and boxes (x, y, w, h)."""
+
+    patient_id: str
+    label: str
+    image: np.ndarray
+    mask: np.ndarray
+    boxes: list[Box] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Maps canonical coordinates to normalized image coordinates (both in [0, 1])."""
+
+    scale_x: float
+    scale_y: float
+    angle: float
+    shift_x: float
+    shift_y: float
+
+    def to_canonical(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Canonical (u, v) of normalized image points (x, y)."""
+        a = (x - 0.5 - self.shift_x) / self.scale_x
+        b = (y - 0.5 - self.shift_y) / self.scale_y
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        return 0.5 + c * a + s * b, 0.5 - s * a + c * b
+
+    def to_image(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized image (x, y) of canonical points (u, v)."""
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        a, b = u - 0.5, v - 0.5
+        return (0.5 + self.shift_x + self.scale_x * (c * a - s * b),
+                0.5 + self.shift_y + self.scale_y * (s * a + c * b))
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Shape parameters of one chest in the canonical frame (distances in units of the width)."""
+
+    mid: float
+    apex: tuple[float, float]
+    base: tuple[float, float]
+    dome: tuple[float, float]
+    lateral: tuple[float, float]
+    medial: float
+    heart: tuple[float, float, float, float]
+    body_half_width: float
+    shoulder: float
+    neck_half_width: float
+    clavicle: float
+    rib_top: float
+    rib_spacing: float
+    rib_density: float
+    arms: bool
+    breast: float
+    gastric_bubble: bool
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Display curve and image degradations of one acquisition."""
+
+    attenuation: float
+    low: float
+    high: float
+    gamma: float
+    heel: float
+    blur: float
+    noise: float
+
+
+def sample_pose(rng: np.random.Generator) -> Pose:
+    """Draw a patient position: size, aspect, small rotation and shift."""
+    scale = rng.uniform(0.9, 1.08)
+    return Pose(
+        scale_x=scale * rng.uniform(0.95, 1.05),
+        scale_y=scale * rng.uniform(0.95, 1.05),
+        angle=float(np.deg2rad(np.clip(rng.normal(0.0, 2.0), -5.0, 5.0))),
+        shift_x=float(np.clip(rng.normal(0.0, 0.02), -0.05, 0.05)),
+        shift_y=float(np.clip(rng.normal(0.0, 0.025), -0.06, 0.06)),
+    )
+
+
+def sample_anatomy(rng: np.random.Generator) -> Anatomy:
+    """Draw the shape of one chest in the canonical frame."""
+    apex = rng.normal(0.17, 0.015)
+    base = rng.normal(0.80, 0.03)
+    lateral = rng.normal(0.355, 0.015)
+    mid = 0.5 + rng.normal(0.0, 0.008)
+    return Anatomy(
+        mid=mid,
+        apex=(apex + rng.normal(0.0, 0.008), apex + rng.normal(0.0, 0.008)),
+        base=(base + rng.normal(-0.01, 0.01), base + rng.normal(0.01, 0.01)),
+        dome=(rng.uniform(0.1, 0.18), rng.uniform(0.08, 0.15)),
+        lateral=(lateral + rng.normal(0.0, 0.008), lateral + rng.normal(0.0, 0.008)),
+        medial=rng.normal(0.06, 0.006),
+        heart=(rng.normal(0.4, 0.015), rng.normal(0.69, 0.02), rng.normal(0.095, 0.01),
+               rng.normal(0.2, 0.015)),
+        body_half_width=rng.uniform(0.43, 0.5),
+        shoulder=rng.normal(0.12, 0.02),
+        neck_half_width=rng.uniform(0.085, 0.115),
+        clavicle=rng.normal(0.17, 0.015),
+        rib_top=rng.normal(0.115, 0.01),
+        rib_spacing=rng.normal(0.066, 0.004),
+        rib_density=rng.uniform(0.09, 0.16),
+        arms=bool(rng.random() < 0.4),
+        breast=float(rng.uniform(0.0, 0.15)) if rng.random() < 0.4 else 0.0,
+        gastric_bubble=bool(rng.random() < 0.5),
+    )
+
+
+def sample_exposure(rng: np.random.Generator, size: int) -> Exposure:
+    """Draw the exposure curve, blur (pixels at ``size``) and noise level of one image."""
+    return Exposure(
+        attenuation=rng.uniform(1.7, 2.3),
+        low=rng.uniform(0.2, 0.36),
+        high=rng.uniform(0.95, 1.05),
+        gamma=rng.uniform(0.8, 1.25),
+        heel=rng.normal(0.0, 0.04),
+        blur=rng.uniform(0.35, 0.9) * size / 256,
+        noise=rng.uniform(0.008, 0.025),
+    )
+
+
+def _truncated_normal(rng: np.random.Generator, mean: np.ndarray, cov: np.ndarray,
+                      low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """One draw of a multivariate normal, redrawn (then clipped) to lie within [low, high]."""
+    for _ in range(20):
+        x = rng.multivariate_normal(mean, cov, method="cholesky")
+        if np.all(x >= low) and np.all(x <= high):
+            return x
+    return np.clip(x, low, high)
+
+
+def _side_bounds(side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of (cx, cy, log w, log h) on one side of the image."""
+    clip = rsna_stats.SIDE_CLIP[side]
+    low = np.array([clip["cx"][0], clip["cy"][0], np.log(clip["w"][0]), np.log(clip["h"][0])])
+    high = np.array([clip["cx"][1], clip["cy"][1], np.log(clip["w"][1]), np.log(clip["h"][1])])
+    return low, high
+
+
+def _features_to_box(f: np.ndarray) -> np.ndarray:
+    """(cx, cy, log w, log h) in 1024-px units -> (x, y, w, h)."""
+    w, h = np.exp(f[2]), np.exp(f[3])
+    return np.array([f[0] - w / 2, f[1] - h / 2, w, h])
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def sample_boxes(rng: np.random.Generator) -> np.ndarray:
+    """Draw the boxes of one pneumonia patient from the real RSNA statistics.
+
+    Returns an (n, 4) array of (x, y, w, h) in pixels of the 1024 x 1024 RSNA frame.
+    """
+    counts = rsna_stats.BOXES_PER_PATIENT
+    n = int(rng.choice(list(counts), p=np.array(list(counts.values())) / sum(counts.values())))
+    splits = {k: c for k, c in rsna_stats.SIDE_SPLIT.items() if k[0] == n}
+    keys = list(splits)
+    n_left = keys[rng.choice(len(keys), p=np.array(list(splits.values())) / sum(splits.values()))][1]
+    sides = ["left"] * n_left + ["right"] * (n - n_left)
+    boxes: list[np.ndarray] = []
+    if n == 1:
+        mean, cov = rsna_stats.SINGLE_BOX_GAUSSIAN[sides[0]]
+        boxes.append(_features_to_box(_truncated_normal(rng, np.array(mean), np.array(cov),
+                                                         *_side_bounds(sides[0]))))
+        return np.array(boxes)
+    if n_left >= 1 and n - n_left >= 1:
+        mean, cov = rsna_stats.OPPOSITE_PAIR_GAUSSIAN
+        low_l, high_l = _side_bounds("left")
+        low_r, high_r = _side_bounds("right")
+        pair = _truncated_normal(rng, np.array(mean), np.array(cov),
+                                 np.concatenate([low_l, low_r]), np.concatenate([high_l, high_r]))
+        boxes += [_features_to_box(pair[:4]), _features_to_box(pair[4:])]
+        sides = sides[1:n_left] + sides[n_left + 1:]
+    for side in sides:
+        mean, cov = rsna_stats.ANY_BOX_GAUSSIAN[side]
+        for _ in range(30):
+            box = _features_to_box(_truncated_normal(rng, np.array(mean), np.array(cov),
+                                                     *_side_bounds(side)))
+            if all(_iou(box, b) <= 0.05 for b in boxes):
+                break
+        boxes.append(box)
+    return np.array(boxes)
+
+
+def _grid(size: int, pose: Pose) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical coordinates (u, v) of every pixel centre of a size x size image."""
+    t = (np.arange(size, dtype=np.float32) + 0.5) / size
+    x, y = np.meshgrid(t, t)
+    u, v = pose.to_canonical(x, y)
+    return u.astype(np.float32), v.astype(np.float32)
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
+    """Smooth random field of ``shape`` with about ``cells`` blobs per axis, zero mean, unit std."""
+    coarse = rng.standard_normal((cells[0] + 2, cells[1] + 2)).astype(np.float32)
+    zoom = ((shape[0] + 1) / cells[0], (shape[1] + 1) / cells[1])
+    field = ndimage.zoom(coarse, zoom, order=3, mode="nearest", grid_mode=True)
+    oy = (field.shape[0] - shape[0]) // 2
+    ox = (field.shape[1] - shape[1]) // 2
+    field = field[oy:oy + shape[0], ox:ox + shape[1]]
+    return (field - field.mean()) / (field.std() + 1e-6)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    """Cubic ramp from 0 (x <= 0) to 1 (x >= 1)."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _apex_round(q: np.ndarray, reach: float) -> np.ndarray:
+    """Quarter-circle profile: 0 at q = 0, 1 from q = reach on."""
+    t = np.clip(q / reach, 0.0, 1.0)
+    return np.sqrt(1.0 - (1.0 - t) ** 2)
+
+
+def _heart_reach(v: np.ndarray, an: Anatomy, sign: float) -> np.ndarray:
+    """Distance from the midline of the heart border at height v, on the image side ``sign``.
+
+    The border bulges convexly (a parabola) from the top of the heart to its widest point (the apex on the
+    image-right side, the right atrium on the image-left side) and keeps that width down to the
+    diaphragm on which the heart rests.
+    """
+    top, bottom, reach_left, reach_right = an.heart
+    start = top if sign > 0 else top + 0.08
+    reach = reach_right if sign > 0 else reach_left
+    t = np.clip((v - start) / (bottom - start), 0.0, 1.0)
+    return reach * (1.0 - (1.0 - t) ** 2)
+
+
+def lung_margin(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
+    """Approximate signed distance to the lung fields (canonical units, positive inside)."""
+    margins = []
+    for side, sign in ((0, -1.0), (1, 1.0)):
+        d = sign * (u - an.mid)
+        apex, base = an.apex[side], an.base[side]
+        q = (v - apex) / (base - apex)
+        d_apex = 0.17
+        d_lat = d_apex + (an.lateral[side] - d_apex) * _apex_round(q, 0.5) + 0.015 * q
+        d_med = d_apex - (d_apex - an.medial) * _apex_round(q, 0.3)
+        d_med = np.maximum(d_med, _heart_reach(v, an, sign))
+        if sign > 0:
+            d_med = d_med + 0.02 * np.exp(-((v - an.heart[0] + 0.06) / 0.035) ** 2)
+        centre = 0.5 * (an.medial + an.lateral[side]) - 0.01
+        half = 0.62 * (an.lateral[side] - an.medial)
+        bump = np.clip(1.0 - ((d - centre) / half) ** 2, 0.0, 1.0)
+        floor = base - an.dome[side] * (base - apex) * bump
+        m = np.minimum(np.minimum(d_lat - d, d - d_med), np.minimum(floor - v, v - apex))
+        margins.append(m)
+    return np.maximum(margins[0], margins[1])
+
+
+def _body_density(u: np.ndarray, v: np.ndarray, an: Anatomy, px: float) -> np.ndarray:
+    """Soft tissue density: elliptic cross-section of the trunk, neck, shoulders and arms."""
+    shoulder = np.sqrt(_smoothstep((v - an.shoulder + 0.09) / 0.2))
+    half = an.neck_half_width + (an.body_half_width - an.neck_half_width) * shoulder
+    half = half * (1.0 - 0.04 * np.clip(v - 0.6, 0.0, None))
+    r = np.abs(u - an.mid) / half
+    body = np.sqrt(np.clip(1.0 - r * r, 0.0, 1.0)) ** 0.6
+    body *= np.clip((1.0 - r) * half / px + 0.5, 0.0, 1.0)
+    if an.arms:
+        dr = np.abs(u - an.mid) - an.body_half_width - 0.065
+        arm = np.sqrt(np.clip(1.0 - (dr / 0.055) ** 2, 0.0, 1.0)) * _smoothstep((v - an.shoulder) / 0.08)
+        body = np.maximum(body, 0.6 * arm)
+    return body
+
+
+def _shoulder_density(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
+    """Humeral heads at the upper corners of the chest and the lateral edges of the scapulae."""
+    d = np.abs(u - an.mid)
+    r = np.sqrt(((d - an.body_half_width + 0.01) / 0.065) ** 2 + ((v - an.shoulder - 0.05) / 0.07) ** 2)
+    heads = _smoothstep((1.0 - r) / 0.15) * (0.7 + 0.3 * np.clip(r, 0.0, 1.0) ** 2)
+    edge = an.body_half_width - 0.07 - 0.35 * (v - an.shoulder - 0.08)
+    scapula = _smoothstep((d - edge) / 0.01) * _smoothstep((an.shoulder + 0.38 - v) / 0.1)
+    scapula *= (v > an.shoulder + 0.05) * _smoothstep((an.body_half_width - d) / 0.03)
+    return 0.3 * heads + 0.05 * scapula
+
+
+def _rib_density(u: np.ndarray, v: np.ndarray, an: Anatomy, lung: np.ndarray,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Posterior ribs (arcs falling laterally) and fainter anterior ribs, with bright cortices."""
+    d = np.abs(u - an.mid)
+    bend = 1.0 + 1.2 * np.clip(v - an.rib_top, 0.0, None)
+    w_post = v - 0.9 * bend * ((d - 0.08) ** 2 - 0.0064)
+    phase = (w_post - an.rib_top) / an.rib_spacing
+    index = np.clip(np.floor(phase).astype(np.int32), 0, 11)
+    width = rng.uniform(0.16, 0.22, 12).astype(np.float32)[index]
+    offset = rng.normal(0.0, 0.04, 12).astype(np.float32)[index]
+    band = np.abs(phase - np.floor(phase) - 0.5 - offset) / width
+    cortex = np.exp(-band ** 10) * (0.6 + 0.4 * np.clip(band, 0.0, 1.0) ** 2)
+    reach = an.body_half_width - 0.02
+    valid = (phase > 0.0) & (phase < 9.6) & (d < reach)
+    posterior = cortex * valid * _smoothstep((d - 0.03) / 0.03) * _smoothstep((reach - d) / 0.05)
+    w_ant = v + 0.42 * (d - 0.42)
+    phase_a = (w_ant - an.rib_top - 0.06) / (an.rib_spacing * 1.05)
+    band_a = np.abs(phase_a - np.floor(phase_a) - 0.5) / 0.16
+    anterior = np.exp(-band_a ** 6) * (phase_a > 0.5) * (phase_a < 6.0)
+    anterior *= _smoothstep((d - 0.12) / 0.12) * (d < reach)
+    return an.rib_density * (posterior * (0.45 + 0.55 * lung) + 0.4 * anterior * lung)
+
+
+def _clavicle_density(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
+    """Two clavicles running from the manubrium up and out to the shoulders."""
+    d = np.abs(u - an.mid)
+    t = (d - 0.035) / 0.29
+    centre = an.clavicle + 0.035 - 0.1 * t + 0.025 * np.sin(np.pi * t)
+    thick = 0.017 + 0.006 * np.clip(1.0 - t, 0.0, 1.0)
+    band = np.abs(v - centre) / thick
+    ends = _smoothstep(t / 0.08) * _smoothstep((1.0 - t) / 0.06)
+    return 0.3 * np.exp(-band ** 6) * (0.75 + 0.25 * np.clip(band, 0.0, 1.0) ** 2) * ends
+
+
+def _spine_density(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
+    """Vertebral column with brighter end plates and dark disc spaces; trachea as negative density."""
+    du = np.abs(u - an.mid)
+    column = np.exp(-(du / 0.04) ** 6)
+    level = (v - 0.05) / 0.048
+    frac = level - np.floor(level)
+    plates = 0.8 + 0.2 * np.cos(2.0 * np.pi * frac) - 0.25 * np.exp(-((frac - 0.5) / 0.06) ** 2)
+    pedicles = 0.25 * np.exp(-((du - 0.028) / 0.008) ** 2) * np.exp(-((frac - 0.3) / 0.15) ** 2)
+    trachea = np.exp(-(du / 0.016) ** 4) * _smoothstep((0.37 - v) / 0.05)
+    return 0.22 * column * plates + 0.15 * pedicles - 0.16 * trachea
+
+
+def _vessel_density(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
+    """Hilar shadows and lung markings streaking radially out from the hila."""
+    out = np.zeros_like(u)
+    for sign in (-1.0, 1.0):
+        hu = an.mid + sign * 0.1
+        hv = 0.46
+        du, dv = (u - hu) * sign, v - hv
+        r = np.sqrt(du * du + dv * dv)
+        theta = np.arctan2(dv, du)
+        table = rng.random((56, 10)).astype(np.float32)
+        table = ndimage.gaussian_filter(table, (0.6, 1.2), mode="wrap")
+        coords = np.stack([(theta + np.pi) / (2 * np.pi) * 56 + 3.0 * np.sin(r / 0.05), r / 0.04])
+        streak = ndimage.map_coordinates(table, coords, order=1, mode="grid-wrap")
+        streak = np.clip((streak - 0.45) * 4.0, 0.0, 1.0)
+        out += 0.12 * streak * np.exp(-r / 0.16) + 0.2 * np.exp(-(r / 0.045) ** 2)
+    return out
+
+
+def render_anatomy(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy,
+                   px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Density of a healthy chest and its hard lung mask at canonical pixel coordinates.
+
+    ``px`` is the width of one pixel in canonical units.
+    """
+    margin = lung_margin(u, v, an)
+    lung_mask = margin > 0
+    depth = np.clip(margin / px + 0.5, 0.0, 1.0) * (0.45 + 0.55 * np.clip(margin / 0.07, 0.0, 1.0) ** 0.6)
+    body = _body_density(u, v, an, px)
+    du = u - an.mid
+    heart = _smoothstep((np.where(du > 0, _heart_reach(v, an, 1.0), _heart_reach(v, an, -1.0))
+                         - np.abs(du)) / 0.04)
+    density = 0.95 * body + 0.06 * heart
+    density -= 0.66 * depth * body
+    density += _vessel_density(rng, u, v, an) * depth
+    density += _rib_density(u, v, an, depth, rng) * body
+    density += _clavicle_density(u, v, an) + _spine_density(u, v, an) * body
+    density += _shoulder_density(u, v, an) * body
+    if an.breast > 0:
+        for sign in (-1.0, 1.0):
+            r = ((u - an.mid - sign * 0.25) / 0.2) ** 2 + ((v - 0.78) / 0.14) ** 2
+            density += an.breast * _smoothstep((1.0 - r) / 0.3) * body
+    if an.gastric_bubble:
+        r = ((u - an.mid - 0.2) / 0.05) ** 2 + ((v - an.base[1] - 0.02) / 0.03) ** 2
+        density -= 0.18 * _smoothstep((1.0 - r) / 0.5) * (margin < 0)
+    return density.astype(np.float32), lung_mask
+
+
+def _box_to_pixels(box: np.ndarray, pose: Pose, size: int) -> np.ndarray:
+    """Map a canonical 1024-px (x, y, w, h) box to the axis-aligned (x0, y0, x1, y1) in pixels."""
+    x, y, w, h = box / rsna_stats.ORIGINAL_SIZE
+    cu, cv = x + w / 2, y + h / 2
+    corners_u = np.array([x, x + w, x, x + w])
+    corners_v = np.array([y, y, y + h, y + h])
+    ix, iy = pose.to_image(corners_u, corners_v)
+    px, py = pose.to_image(np.array([cu]), np.array([cv]))
+    # Keep the size of the box (rotation would inflate the axis-aligned hull of its corners).
+    half_w = 0.5 * (ix.max() - ix.min()) * np.cos(pose.angle)
+    half_h = 0.5 * (iy.max() - iy.min()) * np.cos(pose.angle)
+    out = np.array([px[0] - half_w, py[0] - half_h, px[0] + half_w, py[0] + half_h]) * size
+    return np.clip(out, 0.0, size)
+
+
+def _ellipse_window(box: np.ndarray, size: int) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Pixel slices of a box (x0, y0, x1, y1) and a window in [0, 1] inside its inscribed superellipse."""
+    x0, y0, x1, y1 = box
+    sl = (slice(int(np.floor(y0)), int(np.ceil(y1))), slice(int(np.floor(x0)), int(np.ceil(x1))))
+    ys = np.arange(sl[0].start, sl[0].stop, dtype=np.float32) + 0.5
+    xs = np.arange(sl[1].start, sl[1].stop, dtype=np.float32) + 0.5
+    ex = np.abs(xs - 0.5 * (x0 + x1)) / max(0.5 * (x1 - x0), 1e-3)
+    ey = np.abs(ys - 0.5 * (y0 + y1)) / max(0.5 * (y1 - y0), 1e-3)
+    window = 1.0 - ey[:, None] ** 2.5 - ex[None, :] ** 2.5
+    return sl, np.clip(window, 0.0, 1.0)
+
+
+def _lung_cover(box: np.ndarray, lung_mask: np.ndarray) -> float:
+    """Share of the box's inscribed ellipse that lies in the lung fields."""
+    sl, window = _ellipse_window(box, lung_mask.shape[0])
+    inside = window > 0
+    if not inside.any():
+        return 0.0
+    return float(lung_mask[sl][inside].mean())
+
+
+def place_boxes(rng: np.random.Generator, pose: Pose, lung_mask: np.ndarray) -> list[np.ndarray]:
+    """Draw RSNA-like boxes (pixels, x0 y0 x1 y1) that overlap this image's lung fields."""
+    size = lung_mask.shape[0]
+    best: tuple[float, list[np.ndarray]] = (-1.0, [])
+    for _ in range(40):
+        boxes = [_box_to_pixels(b, pose, size) for b in sample_boxes(rng)]
+        covers = [_lung_cover(b, lung_mask) for b in boxes]
+        if min(covers) >= MIN_LUNG_COVER:
+            return boxes
+        if min(covers) > best[0]:
+            best = (min(covers), boxes)
+    return best[1]
+
+
+def _lesion(rng: np.random.Generator, box: np.ndarray, lung_mask: np.ndarray,
+            size: int) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Patchy opacity density inside one box, zero outside the lung and the box's ellipse."""
+    sl, window = _ellipse_window(box, size)
+    shape = window.shape
+    cells = (max(2, round(shape[0] / (0.14 * size) + 1)), max(2, round(shape[1] / (0.14 * size) + 1)))
+    coarse = smooth_noise(rng, shape, cells)
+    fine = smooth_noise(rng, shape, (cells[0] * 3, cells[1] * 3))
+    field_ = 0.5 * np.sqrt(window) + 0.2 * coarse + 0.08 * fine
+    level = rng.uniform(0.22, 0.34)
+    raw = np.clip(field_ - level, 0.0, None) * (window > 0) * lung_mask[sl]
+    for _ in range(4):
+        if raw.any():
+            break
+        level -= 0.1
+        raw = np.clip(field_ - level, 0.0, None) * (window > 0) * lung_mask[sl]
+    mottle = 0.8 + 0.2 * np.clip(smooth_noise(rng, shape, (cells[0] * 4, cells[1] * 4)), -1.0, 1.0)
+    strength = rng.uniform(0.22, 0.45)
+    return sl, (strength * np.clip(raw / 0.22, 0.0, 1.0) ** 0.8 * mottle).astype(np.float32)
+
+
+def _reader_box(mask: np.ndarray, limit: np.ndarray, rng: np.random.Generator) -> Box:
+    """Integer (x, y, w, h) around a lesion mask with a small margin, kept inside ``limit``."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    my = rng.uniform(0.0, 0.08) * (y1 - y0)
+    mx = rng.uniform(0.0, 0.08) * (x1 - x0)
+    bx0 = max(int(np.floor(limit[0])), int(round(x0 - mx)))
+    by0 = max(int(np.floor(limit[1])), int(round(y0 - my)))
+    bx1 = min(int(np.ceil(limit[2])), int(round(x1 + mx)))
+    by1 = min(int(np.ceil(limit[3])), int(round(y1 + my)))
+    return bx0, by0, bx1 - bx0, by1 - by0
+
+
+def _add_findings(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy,
+                  lung_mask: np.ndarray, px: float) -> np.ndarray:
+    """Extra density of non-pneumonia findings: leads and lines, calcified nodules."""
+    out = np.zeros_like(u)
+    if rng.random() < 0.6:
+        for _ in range(rng.integers(2, 5)):
+            cu, cv = rng.uniform(0.15, 0.85), rng.uniform(0.15, 0.6)
+            r = np.sqrt((u - cu) ** 2 + (v - cv) ** 2)
+            out += 0.5 * np.exp(-((r - 0.018) / max(0.004, px)) ** 2)
+        a, b, c = rng.uniform(-1.5, 1.5), rng.uniform(0.1, 0.9), rng.uniform(0.02, 0.3)
+        curve = b + c * (v - 0.1) + 0.1 * a * (v - 0.4) ** 2
+        out += 0.35 * np.exp(-((u - curve) / max(0.003, px)) ** 2) * (v < rng.uniform(0.4, 0.9))
+    if rng.random() < 0.5:
+        ys, xs = np.nonzero(lung_mask)
+        for i in rng.choice(len(ys), size=int(rng.integers(1, 4)), replace=False):
+            r = np.sqrt((u - u[ys[i], xs[i]]) ** 2 + (v - v[ys[i], xs[i]]) ** 2)
+            out += 0.45 * _smoothstep((rng.uniform(0.006, 0.014) - r) / (2 * px))
+    return out
+
+
+def _not_normal_anatomy(rng: np.random.Generator, an: Anatomy) -> Anatomy:
+    """Variant anatomy for the 'Not Normal' class: enlarged heart or raised hemidiaphragm."""
+    choice = rng.random()
+    if choice < 0.4:
+        top, bottom, reach_left, reach_right = an.heart
+        k = rng.uniform(1.15, 1.3)
+        return _replace(an, heart=(top - 0.02, bottom, reach_left * k, reach_right * k))
+    if choice < 0.6:
+        side = int(rng.integers(0, 2))
+        base = list(an.base)
+        base[side] -= rng.uniform(0.06, 0.12)
+        return _replace(an, base=(base[0], base[1]))
+    return an
+
+
+def _replace(an: Anatomy, **changes: object) -> Anatomy:
+    """Copy of ``an`` with some fields changed."""
+    values = asdict(an)
+    values.update(changes)
+    return Anatomy(**values)
+
+
+def _to_uint8(density: np.ndarray, v: np.ndarray, ex: Exposure, rng: np.random.Generator) -> np.ndarray:
+    """Exposure curve, heel effect, blur and noise: density -> 8-bit radiograph."""
+    signal = 1.0 - np.exp(-ex.attenuation * np.clip(density, 0.0, None))
+    signal = signal / (1.0 - np.exp(-ex.attenuation * 1.35))
+    signal = np.clip((signal - ex.low) / (ex.high - ex.low), 0.0, 1.0) ** ex.gamma
+    signal *= 1.0 + ex.heel * (v - 0.5)
+    signal = ndimage.gaussian_filter(signal, ex.blur, mode="nearest")
+    signal += ex.noise * rng.standard_normal(signal.shape, dtype=np.float32)
+    return np.clip(np.round(signal * 255.0), 0, 255).astype(np.uint8)
+
+
+def render_case(rng: np.random.Generator, size: int, label: str = PNEUMONIA,
+                with_lesions: bool = True) -> tuple[np.ndarray, np.ndarray, list[Box]]:
+    """Render one radiograph of class ``label``: (uint8 image, bool lesion mask, boxes x y w h).
+
+    ``with_lesions=False`` renders the same pneumonia case with the opacities left out (same
+    random draws), which shows exactly what the lesions add.
+    """
+    if label not in CLASS_CODES:
+        raise ValueError(f"unknown class {label!r}; expected one of {sorted(CLASS_CODES)}")
+    pose = sample_pose(rng)
+    anatomy = sample_anatomy(rng)
+    exposure = sample_exposure(rng, size)
+    if label == NOT_NORMAL:
+        anatomy = _not_normal_anatomy(rng, anatomy)
+    u, v = _grid(size, pose)
+    px = 1.0 / (size * 0.5 * (pose.scale_x + pose.scale_y))
+    density, lung_mask = render_anatomy(rng, u, v, anatomy, px)
+    mask = np.zeros((size, size), dtype=bool)
+    boxes: list[Box] = []
+    if label == PNEUMONIA:
+        for limit in place_boxes(rng, pose, lung_mask):
+            sl, lesion = _lesion(rng, limit, lung_mask, size)
+            if not lesion.any():
+                continue
+            if with_lesions:
+                density[sl] += lesion
+            mask[sl] |= lesion > 0
+            boxes.append(_reader_box(lesion > 0, limit - np.array([sl[1].start, sl[0].start] * 2), rng))
+            x, y, w, h = boxes[-1]
+            boxes[-1] = (x + sl[1].start, y + sl[0].start, w, h)
+    elif label == NOT_NORMAL:
+        density += _add_findings(rng, u, v, anatomy, lung_mask, px)
+    return _to_uint8(density, v, exposure, rng), mask, boxes
+
+
+def case_rng(seed: int, label: str, index: int) -> np.random.Generator:
+    """The random stream of image ``index`` of class ``label`` (independent of all others)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CLASS_CODES[label], index)))
+
+
+def make_case(seed: int, label: str, index: int, size: int) -> Case:
+    """Render image ``index`` of class ``label`` with its patientId (a version-4 UUID string)."""
+    rng = case_rng(seed, label, index)
+    patient_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
+    image, mask, boxes = render_case(rng, size, label)
+    return Case(patient_id, label, image, mask, boxes)
+
+
+def _jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
+    """Baseline JPEG encoding of an 8-bit grey image."""
+    buf = io.BytesIO()
+    Image.fromarray(image, mode="L").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def write_dicom(path: Path, image: np.ndarray, patient_id: str, quality: int) -> None:
+    """Write ``image`` as an RSNA-like DICOM: JPEG Baseline, 8-bit MONOCHROME2, modality CR."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid
+
+    sop_uid = generate_uid(prefix=None, entropy_srcs=[patient_id, "sop"])
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyDate = "19010101"
+    ds.StudyTime = "000000.00"
+    ds.Modality = "CR"
+    ds.ConversionType = "WSD"
+    ds.SeriesDescription = f"synthetic ({GENERATOR_NAME} v{GENERATOR_VERSION})"
+    ds.PatientName = patient_id
+    ds.PatientID = patient_id
+    ds.BodyPartExamined = "CHEST"
+    ds.ViewPosition = "PA"
+    ds.StudyInstanceUID = generate_uid(prefix=None, entropy_srcs=[patient_id, "study"])
+    ds.SeriesInstanceUID = generate_uid(prefix=None, entropy_srcs=[patient_id, "series"])
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = image.shape
+    ds.PixelSpacing = [f"{0.139 * 1024 / image.shape[0]:.4f}"] * 2
+    ds.BitsAllocated = 8
+    ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.LossyImageCompression = "01"
+    ds.LossyImageCompressionMethod = "ISO_10918_1"
+    ds.PixelData = encapsulate([_jpeg_bytes(image, quality)])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    """Write a lesion mask as an 8-bit PNG with values 0 and 255."""
+    Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(path, format="PNG", compress_level=1)
+
+
+def _fmt(value: int) -> str:
+    """A box coordinate written like the real CSV (``264.0``)."""
+    return f"{float(value):.1f}"
+
+
+def _write_csvs(root: Path, cases: list[Case]) -> None:
+    """Write the labels and class CSVs, rows ordered by patientId, one row per box."""
+    with open(root / LABELS_CSV, "w", newline="") as fl, open(root / CLASS_CSV, "w", newline="") as fc:
+        labels, classes = csv.writer(fl, lineterminator="\n"), csv.writer(fc, lineterminator="\n")
+        labels.writerow(["patientId", "x", "y", "width", "height", "Target"])
+        classes.writerow(["patientId", "class"])
+        for case in sorted(cases, key=lambda c: c.patient_id):
+            if case.boxes:
+                for x, y, w, h in case.boxes:
+                    labels.writerow([case.patient_id, _fmt(x), _fmt(y), _fmt(w), _fmt(h), 1])
+                    classes.writerow([case.patient_id, case.label])
+            else:
+                labels.writerow([case.patient_id, "", "", "", "", 0])
+                classes.writerow([case.patient_id, case.label])
+
+
+def _check_target(out_dir: Path, overwrite: bool) -> None:
+    """Refuse to write over a non-empty directory unless asked to."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"{out_dir}: exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{out_dir}: output directory is not empty (pass overwrite=True to replace it)")
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the finished ``tmp`` directory."""
+    if out_dir.is_dir() and not any(out_dir.iterdir()):
+        out_dir.rmdir()
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out_dir)
+
+
+def generate(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool = True,
+             overwrite: bool = False) -> dict:
+    """Render a synthetic RSNA-layout data set into ``out_dir`` and return its manifest."""
+    cfg = cfg or SynthConfig()
+    if cfg.size < 32:
+        raise ValueError(f"synthetic image size must be at least 32 pixels, got {cfg.size}")
+    out_dir = Path(out_dir)
+    _check_target(out_dir, overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    jobs = ([(PNEUMONIA, i) for i in range(cfg.n_pneumonia)] + [(HEALTHY, i) for i in range(cfg.n_healthy)]
+            + [(NOT_NORMAL, i) for i in range(cfg.n_not_normal)])
+    from tqdm import tqdm
+
+    try:
+        (tmp / IMAGE_DIR).mkdir(parents=True)
+        (tmp / MASK_DIR).mkdir()
+        cases = []
+        for label, index in tqdm(jobs, desc="synthetic radiographs", disable=not progress, unit="img"):
+            case = make_case(cfg.seed, label, index, cfg.size)
+            write_dicom(tmp / IMAGE_DIR / f"{case.patient_id}.dcm", case.image, case.patient_id, cfg.jpeg_quality)
+            _write_mask(tmp / MASK_DIR / f"{case.patient_id}.png", case.mask)
+            cases.append(Case(case.patient_id, case.label, np.empty(0), np.empty(0), case.boxes))
+        if len({c.patient_id for c in cases}) != len(cases):
+            raise RuntimeError("synthetic patientIds collided; this should not happen")
+        manifest = {
+            "generator": GENERATOR_NAME,
+            "version": GENERATOR_VERSION,
+            "seed": cfg.seed,
+            "size": cfg.size,
+            "counts": {PNEUMONIA: cfg.n_pneumonia, HEALTHY: cfg.n_healthy, NOT_NORMAL: cfg.n_not_normal},
+            "n_boxes": sum(len(c.boxes) for c in cases),
+            "jpeg_quality": cfg.jpeg_quality,
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _write_csvs(tmp, cases)
+        _check_target(out_dir, overwrite)
+        _move_into_place(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest

@@ -1,0 +1,78 @@
+"""Training orchestration shared by ``train`` and ``run``: checkpoints keyed by method, data and config."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from bench.checkpoint import load_checkpoint, save_checkpoint
+from bench.config import Config, config_hash, from_dict, to_dict
+from bench.data import PreparedData
+from bench.data.cache import lesionbench_home
+from bench.errors import BenchError
+from bench.method import Method, TrainContext
+from bench.registry import create_method
+
+FINAL = "final.pt"
+
+
+def training_key(name: str, cfg: Config, data_hash: str) -> str:
+    """Hash of everything that determines a trained model: method, its settings, data, schedule."""
+    relevant = {
+        "method": name,
+        "params": cfg.method.get(name, {}),
+        "data": dataclasses.asdict(cfg.data),
+        "model": dataclasses.asdict(cfg.model),
+        "train": {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in ("device", "num_workers", "log_every")},
+        "classifier": dataclasses.asdict(cfg.classifier),
+        "data_hash": data_hash,
+    }
+    return config_hash(relevant)
+
+
+def checkpoints_root() -> Path:
+    """Where trained models are kept (``$LESIONBENCH_CHECKPOINTS`` or <home>/checkpoints)."""
+    return Path(os.environ.get("LESIONBENCH_CHECKPOINTS", lesionbench_home() / "checkpoints"))
+
+
+def default_out_dir(name: str, cfg: Config, data: PreparedData) -> Path:
+    """The checkpoint folder of a method trained with this config on this data."""
+    return checkpoints_root() / f"{name}-{cfg.preset}-{training_key(name, cfg, data.manifest_hash)}"
+
+
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_trained(name: str, cfg: Config, out_dir: Path) -> Method | None:
+    """The trained method saved in ``out_dir``, or None when it has not finished training."""
+    path = out_dir / FINAL
+    if not path.is_file():
+        return None
+    saved = load_checkpoint(path)
+    if saved.get("method") != name:
+        raise BenchError(f"{path}: holds method {saved.get('method')!r}, not {name!r}")
+    method = create_method(name, from_dict(saved["config"]) if cfg is None else cfg)
+    method.load_state_dict(saved["state"])
+    return method
+
+
+def train_method(name: str, cfg: Config, data: PreparedData, out_dir: Path | None = None,
+                 resume: bool = True, progress: bool = True) -> tuple[Method, Path]:
+    """Train ``name`` (or reuse its finished checkpoint) and return it with its folder."""
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, cfg, data)
+    if resume:
+        done = load_trained(name, cfg, out_dir)
+        if done is not None:
+            return done, out_dir
+    method = create_method(name, cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    method.fit(TrainContext(train=data.train, val=data.val, out_dir=out_dir, resume=resume, progress=progress))
+    if _is_main():
+        save_checkpoint(out_dir / FINAL, {
+            "method": name,
+            "config": to_dict(cfg),
+            "data_hash": data.manifest_hash,
+            "state": method.state_dict(),
+        })
+    return method, out_dir
