@@ -131,8 +131,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Train and evaluate methods and write the report."""
-    raise BenchError("'run' (evaluation and report) is not available yet; use 'train' for single methods")
+    """Train (or reuse) and evaluate methods, and write the run folder with its report."""
+    from bench.pipeline import run_benchmark
+
+    cfg = resolve_config(args)
+    result = run_benchmark(args.methods, cfg, n_seeds=args.seeds, runs_root=Path(args.out), progress=True)
+    print(f"report: {result.run_dir / 'report.md'}")
+    failed = [n for n, m in result.record["methods"].items() if m["status"] != "ok"]
+    for name in failed:
+        print(f"error: method {name} failed: {result.record['methods'][name]['error']}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score lesion maps of an external method (.npz of patientId -> map)."""
+    from bench.data import open_data
+    from bench.report import localization_table
+    from bench.score import load_maps, score_maps, summary_json
+
+    cfg = resolve_config(args)
+    maps = load_maps(Path(args.maps))
+    data = open_data(cfg.data, progress=not args.json)
+    scored = score_maps(maps, data, cfg, split=args.split)
+    if args.json:
+        print(json.dumps(summary_json(args.name, scored), indent=2))
+        return 0
+    record = {"methods": {args.name: {"status": "ok", "metrics": {k: f.as_dict() for k, f in scored["figures"].items()}}}}
+    print(localization_table(record))
+    if any(k.startswith("mask_") for k in scored["figures"]):
+        print("\nAgainst the pixel-exact lesion masks:\n" + localization_table(record, "mask_"))
+    print(f"\n{scored['n_images']} Pneumonia images scored ({args.split} split), {scored['missing']} without a map")
+    if scored["ignored"]:
+        print(f"ignored {len(scored['ignored'])} maps for patientIds not in the data: {', '.join(scored['ignored'][:5])}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,8 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train and evaluate methods, write the report")
     p.add_argument("--methods", default="all", help="'all' or comma-separated names")
     _add_config_args(p)
-    p.add_argument("--out", metavar="DIR", default="results/runs")
+    p.add_argument("--out", metavar="DIR", default="results/runs", help="runs folder (default results/runs)")
+    p.add_argument("--seeds", type=int, default=1, metavar="N", help="train each method N times (seeds seed..seed+N-1)")
+    p.add_argument("--classifier-weights", metavar="FILE", help="evaluator weights (.safetensors or state dict): skip its training")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("score", help="score lesion maps of an external method")
+    p.add_argument("--maps", required=True, metavar="FILE.npz", help="one float array per patientId, any resolution")
+    _add_config_args(p)
+    p.add_argument("--name", default="external", help="method name in the table")
+    p.add_argument("--split", choices=["val", "all"], default="val", help="images scored (default: validation split)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_score)
     return parser
 
 

@@ -68,8 +68,9 @@ class ClassifierConfig:
     weight_decay: float = 1e-4
     eval_every: int = 100
     patience: int = 3  # evaluations without validation-AUC improvement before stopping
-    weights: str | None = None  # user-supplied weights: skip training
+    weights: str | None = None  # user-supplied weights (.safetensors or torch state dict): skip training
     channels_last: bool = False
+    augment: bool = True  # horizontal flips and a small random affine transform
 
 
 @dataclass

@@ -43,6 +43,7 @@ class Method(abc.ABC):
     """Base class of a lesion-localization method; register subclasses with ``@register_method``."""
 
     name: ClassVar[str] = ""
+    title: ClassVar[str] = ""  # display name in reports; defaults to the registry name
     translates: ClassVar[bool] = False
     Params: ClassVar[type] = NoParams
 
@@ -56,7 +57,10 @@ class Method(abc.ABC):
         """Train on ``ctx.train`` (checkpointing into ``ctx.out_dir``, resuming if asked)."""
 
     def translate(self, x: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
-        """G(x, target): images (B, 1, H, W) in [-1, 1] translated to ``target`` domain."""
+        """G(x, target): images (B, 1, H, W) in [-1, 1] translated to ``target`` domain.
+
+        Like :meth:`localize`, it runs the networks in inference mode (eval, no grad) itself.
+        """
         raise TypeError(f"method {self.name!r} does not translate images")
 
     @abc.abstractmethod

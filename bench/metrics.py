@@ -117,9 +117,10 @@ def youden_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
     threshold (nothing called Pneumonia, J = 0) is never returned: if no finite threshold has
     J > 0 the highest score is returned.
     """
-    fpr, tpr, thresholds = roc_curve(np.asarray(y_true), np.asarray(scores), drop_intermediate=False)
-    finite = np.isfinite(thresholds)
-    j = np.where(finite, tpr - fpr, -np.inf)
+    fpr, tpr, thresholds = roc_curve(
+        np.asarray(y_true), np.asarray(scores), drop_intermediate=False
+    )
+    j = np.where(np.isfinite(thresholds), tpr - fpr, -np.inf)
     return float(thresholds[int(np.argmax(j))])
 
 
@@ -252,8 +253,8 @@ class PooledROC:
     """
 
     def __init__(self, bits: int = POINT_BITS) -> None:
-        if not 1 <= bits <= 28:
-            raise ValueError(f"bits must be in [1, 28], got {bits}")
+        if not 1 <= bits <= 24:
+            raise ValueError(f"bits must be in [1, 24], got {bits}")
         self.bits = bits
         self._hist = np.zeros((1 << bits, 2), dtype=np.int64)
 
@@ -621,9 +622,24 @@ def bootstrap_ci_detection(
 # --------------------------------------------------------------------------------------------
 
 
+_MEAN_FIGURES = {
+    "pixel_auc": "pixel_auc",
+    "hit_rate": "hit",
+    "miou": "iou",
+    "dice": "dice",
+    "energy": "energy",
+}
+"""Summary name -> per-image array whose NaN-ignoring mean it reports."""
+
+
 def _summary(value: float, ci: tuple[float, float], n: int) -> dict[str, object]:
     """One figure as stored in a run record: value, CI, number of images, direction."""
-    return {"value": float(value), "ci": (float(ci[0]), float(ci[1])), "n": int(n), "higher_is_better": True}
+    return {
+        "value": float(value),
+        "ci": (float(ci[0]), float(ci[1])),
+        "n": int(n),
+        "higher_is_better": True,
+    }
 
 
 def localization_metrics(
@@ -662,12 +678,11 @@ def localization_metrics(
     n = maps.shape[0]
     pooled_ci = bootstrap_ci_pooled(maps, masks, n_resamples=n_resamples, seed=seed, alpha=alpha)
     summary = {"pooled_auc": _summary(roc.auc(), pooled_ci, n)}
-    for name, key in [("pixel_auc", "pixel_auc"), ("hit_rate", "hit"), ("miou", "iou"),
-                      ("dice", "dice"), ("energy", "energy")]:
+    for name, key in _MEAN_FIGURES.items():
         values = per_image[key]
         ci = bootstrap_ci(values, n_resamples=n_resamples, seed=seed, alpha=alpha)
-        mean = np.nanmean(values) if np.any(~np.isnan(values)) else np.nan
-        summary[name] = _summary(mean, ci, int(np.sum(~np.isnan(values))))
+        valid = values[~np.isnan(values)]
+        summary[name] = _summary(valid.mean() if valid.size else np.nan, ci, valid.size)
     if healthy_maps is not None:
         per_image["healthy_max"] = map_max(healthy_maps)
         p, h = per_image["max"], per_image["healthy_max"]

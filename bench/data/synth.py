@@ -71,6 +71,10 @@ MANIFEST = "synthetic.json"
 MIN_LUNG_COVER = 0.45
 """Least share of a box's inscribed ellipse that must lie in the lung fields."""
 
+RENDER_FACTOR = 2
+"""Anatomy is rendered at 1/RENDER_FACTOR of the image size (from 128 px on) and upsampled;
+lesions, lung mask, blur and noise are made at full size."""
+
 Box = tuple[int, int, int, int]
 
 
@@ -115,7 +119,7 @@ class Pose:
         """Canonical (u, v) of normalized image points (x, y)."""
         a = (x - 0.5 - self.shift_x) / self.scale_x
         b = (y - 0.5 - self.shift_y) / self.scale_y
-        c, s = np.cos(self.angle), np.sin(self.angle)
+        c, s = float(np.cos(self.angle)), float(np.sin(self.angle))
         return 0.5 + c * a + s * b, 0.5 - s * a + c * b
 
     def to_image(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,42 +166,52 @@ class Exposure:
     noise: float
 
 
+def _normal(rng: np.random.Generator, mean: float, std: float) -> float:
+    """One normal draw as a Python float (keeps float32 arithmetic in float32)."""
+    return float(rng.normal(mean, std))
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    """One uniform draw as a Python float."""
+    return float(rng.uniform(low, high))
+
+
 def sample_pose(rng: np.random.Generator) -> Pose:
     """Draw a patient position: size, aspect, small rotation and shift."""
-    scale = rng.uniform(0.9, 1.08)
+    scale = _uniform(rng, 0.9, 1.08)
     return Pose(
-        scale_x=scale * rng.uniform(0.95, 1.05),
-        scale_y=scale * rng.uniform(0.95, 1.05),
-        angle=float(np.deg2rad(np.clip(rng.normal(0.0, 2.0), -5.0, 5.0))),
-        shift_x=float(np.clip(rng.normal(0.0, 0.02), -0.05, 0.05)),
-        shift_y=float(np.clip(rng.normal(0.0, 0.025), -0.06, 0.06)),
+        scale_x=scale * _uniform(rng, 0.95, 1.05),
+        scale_y=scale * _uniform(rng, 0.95, 1.05),
+        angle=float(np.deg2rad(np.clip(_normal(rng, 0.0, 2.0), -5.0, 5.0))),
+        shift_x=float(np.clip(_normal(rng, 0.0, 0.02), -0.05, 0.05)),
+        shift_y=float(np.clip(_normal(rng, 0.0, 0.025), -0.06, 0.06)),
     )
 
 
 def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     """Draw the shape of one chest in the canonical frame."""
-    apex = rng.normal(0.17, 0.015)
-    base = rng.normal(0.80, 0.03)
-    lateral = rng.normal(0.355, 0.015)
-    mid = 0.5 + rng.normal(0.0, 0.008)
+    apex = _normal(rng, 0.17, 0.015)
+    base = _normal(rng, 0.80, 0.03)
+    lateral = _normal(rng, 0.355, 0.015)
+    mid = 0.5 + _normal(rng, 0.0, 0.008)
     return Anatomy(
         mid=mid,
-        apex=(apex + rng.normal(0.0, 0.008), apex + rng.normal(0.0, 0.008)),
-        base=(base + rng.normal(-0.01, 0.01), base + rng.normal(0.01, 0.01)),
-        dome=(rng.uniform(0.1, 0.18), rng.uniform(0.08, 0.15)),
-        lateral=(lateral + rng.normal(0.0, 0.008), lateral + rng.normal(0.0, 0.008)),
-        medial=rng.normal(0.06, 0.006),
-        heart=(rng.normal(0.4, 0.015), rng.normal(0.69, 0.02), rng.normal(0.095, 0.01),
-               rng.normal(0.2, 0.015)),
-        body_half_width=rng.uniform(0.43, 0.5),
-        shoulder=rng.normal(0.12, 0.02),
-        neck_half_width=rng.uniform(0.085, 0.115),
-        clavicle=rng.normal(0.17, 0.015),
-        rib_top=rng.normal(0.115, 0.01),
-        rib_spacing=rng.normal(0.066, 0.004),
-        rib_density=rng.uniform(0.09, 0.16),
+        apex=(apex + _normal(rng, 0.0, 0.008), apex + _normal(rng, 0.0, 0.008)),
+        base=(base + _normal(rng, -0.01, 0.01), base + _normal(rng, 0.01, 0.01)),
+        dome=(_uniform(rng, 0.1, 0.18), _uniform(rng, 0.08, 0.15)),
+        lateral=(lateral + _normal(rng, 0.0, 0.008), lateral + _normal(rng, 0.0, 0.008)),
+        medial=_normal(rng, 0.06, 0.006),
+        heart=(_normal(rng, 0.4, 0.015), _normal(rng, 0.69, 0.02), _normal(rng, 0.095, 0.01),
+               _normal(rng, 0.2, 0.015)),
+        body_half_width=_uniform(rng, 0.43, 0.5),
+        shoulder=_normal(rng, 0.12, 0.02),
+        neck_half_width=_uniform(rng, 0.085, 0.115),
+        clavicle=_normal(rng, 0.17, 0.015),
+        rib_top=_normal(rng, 0.115, 0.01),
+        rib_spacing=_normal(rng, 0.066, 0.004),
+        rib_density=_uniform(rng, 0.09, 0.16),
         arms=bool(rng.random() < 0.4),
-        breast=float(rng.uniform(0.0, 0.15)) if rng.random() < 0.4 else 0.0,
+        breast=float(_uniform(rng, 0.0, 0.15)) if rng.random() < 0.4 else 0.0,
         gastric_bubble=bool(rng.random() < 0.5),
     )
 
@@ -205,13 +219,13 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
 def sample_exposure(rng: np.random.Generator, size: int) -> Exposure:
     """Draw the exposure curve, blur (pixels at ``size``) and noise level of one image."""
     return Exposure(
-        attenuation=rng.uniform(1.7, 2.3),
-        low=rng.uniform(0.2, 0.36),
-        high=rng.uniform(0.95, 1.05),
-        gamma=rng.uniform(0.8, 1.25),
-        heel=rng.normal(0.0, 0.04),
-        blur=rng.uniform(0.35, 0.9) * size / 256,
-        noise=rng.uniform(0.008, 0.025),
+        attenuation=_uniform(rng, 1.7, 2.3),
+        low=_uniform(rng, 0.2, 0.36),
+        high=_uniform(rng, 0.95, 1.05),
+        gamma=_uniform(rng, 0.8, 1.25),
+        heel=_normal(rng, 0.0, 0.04),
+        blur=_uniform(rng, 0.35, 0.9) * size / 256,
+        noise=_uniform(rng, 0.008, 0.025),
     )
 
 
@@ -442,12 +456,11 @@ def _vessel_density(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: 
 
 def render_anatomy(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy,
                    px: float) -> tuple[np.ndarray, np.ndarray]:
-    """Density of a healthy chest and its hard lung mask at canonical pixel coordinates.
+    """Density of a healthy chest and the signed distance to its lungs at canonical coordinates.
 
     ``px`` is the width of one pixel in canonical units.
     """
     margin = lung_margin(u, v, an)
-    lung_mask = margin > 0
     depth = np.clip(margin / px + 0.5, 0.0, 1.0) * (0.45 + 0.55 * np.clip(margin / 0.07, 0.0, 1.0) ** 0.6)
     body = _body_density(u, v, an, px)
     du = u - an.mid
@@ -466,7 +479,7 @@ def render_anatomy(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: A
     if an.gastric_bubble:
         r = ((u - an.mid - 0.2) / 0.05) ** 2 + ((v - an.base[1] - 0.02) / 0.03) ** 2
         density -= 0.18 * _smoothstep((1.0 - r) / 0.5) * (margin < 0)
-    return density.astype(np.float32), lung_mask
+    return density.astype(np.float32), margin.astype(np.float32)
 
 
 def _box_to_pixels(box: np.ndarray, pose: Pose, size: int) -> np.ndarray:
@@ -516,7 +529,19 @@ def place_boxes(rng: np.random.Generator, pose: Pose, lung_mask: np.ndarray) -> 
             return boxes
         if min(covers) > best[0]:
             best = (min(covers), boxes)
-    return best[1]
+    return [b if _lung_cover(b, lung_mask) > 0 else _recentre_on_lung(b, lung_mask) for b in best[1]]
+
+
+def _recentre_on_lung(box: np.ndarray, lung_mask: np.ndarray) -> np.ndarray:
+    """Move a box (x0, y0, x1, y1) onto the centroid of the lung field on its side of the image."""
+    size = lung_mask.shape[0]
+    cx = 0.5 * (box[0] + box[2])
+    side = lung_mask.copy()
+    side[:, : size // 2] &= cx < size / 2
+    side[:, size // 2:] &= cx >= size / 2
+    ys, xs = np.nonzero(side if side.any() else lung_mask)
+    dx, dy = xs.mean() + 0.5 - cx, ys.mean() + 0.5 - 0.5 * (box[1] + box[3])
+    return np.clip(box + np.array([dx, dy, dx, dy]), 0.0, size)
 
 
 def _lesion(rng: np.random.Generator, box: np.ndarray, lung_mask: np.ndarray,
@@ -528,22 +553,24 @@ def _lesion(rng: np.random.Generator, box: np.ndarray, lung_mask: np.ndarray,
     coarse = smooth_noise(rng, shape, cells)
     fine = smooth_noise(rng, shape, (cells[0] * 3, cells[1] * 3))
     field_ = 0.5 * np.sqrt(window) + 0.2 * coarse + 0.08 * fine
-    level = rng.uniform(0.22, 0.34)
-    raw = np.clip(field_ - level, 0.0, None) * (window > 0) * lung_mask[sl]
-    for _ in range(4):
-        if raw.any():
-            break
+    allowed = (window > 0) & lung_mask[sl]
+    level = _uniform(rng, 0.22, 0.34)
+    while not np.any((field_ > level) & allowed) and level > -2.0:
         level -= 0.1
-        raw = np.clip(field_ - level, 0.0, None) * (window > 0) * lung_mask[sl]
+    raw = np.clip(field_ - level, 0.0, None) * allowed
     mottle = 0.8 + 0.2 * np.clip(smooth_noise(rng, shape, (cells[0] * 4, cells[1] * 4)), -1.0, 1.0)
-    strength = rng.uniform(0.22, 0.45)
+    strength = _uniform(rng, 0.22, 0.45)
     return sl, (strength * np.clip(raw / 0.22, 0.0, 1.0) ** 0.8 * mottle).astype(np.float32)
 
 
-def _reader_box(mask: np.ndarray, limit: np.ndarray, rng: np.random.Generator) -> Box:
-    """Integer (x, y, w, h) around a lesion mask with a small margin, kept inside ``limit``."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+def _reader_box(mask: np.ndarray, sl: tuple[slice, slice], limit: np.ndarray,
+                rng: np.random.Generator) -> Box:
+    """Integer (x, y, w, h) around a lesion mask (the image part ``sl``) with a small margin.
+
+    The box stays inside ``limit`` (x0, y0, x1, y1), the box the lesion was drawn in.
+    """
+    rows = np.flatnonzero(mask.any(axis=1)) + sl[0].start
+    cols = np.flatnonzero(mask.any(axis=0)) + sl[1].start
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     my = rng.uniform(0.0, 0.08) * (y1 - y0)
     mx = rng.uniform(0.0, 0.08) * (x1 - x0)
@@ -596,12 +623,21 @@ def _replace(an: Anatomy, **changes: object) -> Anatomy:
     return Anatomy(**values)
 
 
-def _to_uint8(density: np.ndarray, v: np.ndarray, ex: Exposure, rng: np.random.Generator) -> np.ndarray:
+def _upsample(a: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of a square array to size x size, pixel areas aligned."""
+    if a.shape[0] == size:
+        return a
+    return ndimage.zoom(a, size / a.shape[0], order=1, mode="nearest", grid_mode=True)
+
+
+def _to_uint8(density: np.ndarray, ex: Exposure, rng: np.random.Generator) -> np.ndarray:
     """Exposure curve, heel effect, blur and noise: density -> 8-bit radiograph."""
+    size = density.shape[0]
+    y = ((np.arange(size, dtype=np.float32) + 0.5) / size)[:, None]
     signal = 1.0 - np.exp(-ex.attenuation * np.clip(density, 0.0, None))
     signal = signal / (1.0 - np.exp(-ex.attenuation * 1.35))
     signal = np.clip((signal - ex.low) / (ex.high - ex.low), 0.0, 1.0) ** ex.gamma
-    signal *= 1.0 + ex.heel * (v - 0.5)
+    signal *= 1.0 + ex.heel * (y - 0.5)
     signal = ndimage.gaussian_filter(signal, ex.blur, mode="nearest")
     signal += ex.noise * rng.standard_normal(signal.shape, dtype=np.float32)
     return np.clip(np.round(signal * 255.0), 0, 255).astype(np.uint8)
@@ -621,25 +657,24 @@ def render_case(rng: np.random.Generator, size: int, label: str = PNEUMONIA,
     exposure = sample_exposure(rng, size)
     if label == NOT_NORMAL:
         anatomy = _not_normal_anatomy(rng, anatomy)
-    u, v = _grid(size, pose)
-    px = 1.0 / (size * 0.5 * (pose.scale_x + pose.scale_y))
-    density, lung_mask = render_anatomy(rng, u, v, anatomy, px)
+    work = size // RENDER_FACTOR if size >= 128 else size
+    u, v = _grid(work, pose)
+    px = 1.0 / (work * 0.5 * (pose.scale_x + pose.scale_y))
+    density, margin = render_anatomy(rng, u, v, anatomy, px)
+    if label == NOT_NORMAL:
+        density += _add_findings(rng, u, v, anatomy, margin > 0, px)
+    density, margin = _upsample(density, size), _upsample(margin, size)
+    lung_mask = margin > 0
     mask = np.zeros((size, size), dtype=bool)
     boxes: list[Box] = []
     if label == PNEUMONIA:
         for limit in place_boxes(rng, pose, lung_mask):
             sl, lesion = _lesion(rng, limit, lung_mask, size)
-            if not lesion.any():
-                continue
             if with_lesions:
                 density[sl] += lesion
             mask[sl] |= lesion > 0
-            boxes.append(_reader_box(lesion > 0, limit - np.array([sl[1].start, sl[0].start] * 2), rng))
-            x, y, w, h = boxes[-1]
-            boxes[-1] = (x + sl[1].start, y + sl[0].start, w, h)
-    elif label == NOT_NORMAL:
-        density += _add_findings(rng, u, v, anatomy, lung_mask, px)
-    return _to_uint8(density, v, exposure, rng), mask, boxes
+            boxes.append(_reader_box(lesion > 0, sl, limit, rng))
+    return _to_uint8(density, exposure, rng), mask, boxes
 
 
 def case_rng(seed: int, label: str, index: int) -> np.random.Generator:

@@ -1,0 +1,189 @@
+"""Evaluating one trained method on the validation split (SPEC 3).
+
+For every validation image the method's lesion map is computed; translation methods also
+translate the image to Healthy, which gives the pixel change rate (3.1) and, judged by the
+evaluator, the accuracy after translation (3.2). Localization (3.3) is scored on the Pneumonia
+images against the rasterized boxes and, on synthetic data, against the pixel-exact masks.
+Every figure comes with its per-image values so runs can be compared image by image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench import metrics
+from bench.config import EvalConfig
+from bench.data.dataset import RSNADataset
+from bench.method import HEALTHY, Method
+
+GROUPS = {"p2h": "P→H", "h2h": "H→H", "all2h": "P+H→H"}
+
+
+class Judge(Protocol):
+    """What evaluation needs of the classifier: P(pneumonia) and its fixed threshold."""
+
+    threshold: float
+
+    def probs(self, images: torch.Tensor) -> np.ndarray: ...
+
+
+@dataclass
+class Figure:
+    """One reported figure: value, 95% bootstrap CI, images counted, better direction, table group."""
+
+    value: float | None
+    ci: tuple[float, float] | None
+    n: int
+    direction: str  # "higher" | "lower" | "none"
+    group: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form used in run records."""
+        def clean(v: float | None) -> float | None:
+            return None if v is None or not np.isfinite(v) else float(v)
+
+        ci = None if self.ci is None else [clean(self.ci[0]), clean(self.ci[1])]
+        return {"value": clean(self.value), "ci": ci, "n": self.n, "direction": self.direction, "group": self.group}
+
+
+@dataclass
+class MethodEval:
+    """Everything measured for one method on one seed."""
+
+    figures: dict[str, Figure] = field(default_factory=dict)
+    per_image: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> patientId -> value
+    roc: dict[str, np.ndarray] | None = None
+    examples: dict[str, np.ndarray] = field(default_factory=dict)  # patientId -> lesion map
+
+
+@dataclass
+class Outputs:
+    """Raw method outputs over the validation split."""
+
+    patient_ids: list[str]
+    domains: np.ndarray
+    maps: np.ndarray  # (N, S, S) float32
+    box_masks: np.ndarray  # (N, S, S) bool
+    lesion_masks: np.ndarray | None
+    change: dict[int, np.ndarray] = field(default_factory=dict)  # tolerance -> per-image rate
+    p_translated: np.ndarray | None = None  # evaluator's P(pneumonia) of G(x, healthy)
+
+
+@torch.no_grad()
+def collect_outputs(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConfig,
+                    progress: bool = True) -> Outputs:
+    """Run the method over a split in batches: maps, and for translators change rates and judge scores."""
+    n, size = len(ds), ds.size
+    maps = np.zeros((n, size, size), np.float32)
+    boxes = np.zeros((n, size, size), bool)
+    lesions = np.zeros((n, size, size), bool) if ds.has_lesion_masks else None
+    tolerances = (0, *cfg.tolerances)
+    change = {t: np.zeros(n) for t in tolerances} if method.translates else {}
+    p_trans = np.zeros(n) if method.translates and judge is not None else None
+    for start in tqdm(range(0, n, cfg.batch_size), desc=f"evaluating {method.name}", unit="batch", disable=not progress):
+        idx = np.arange(start, min(n, start + cfg.batch_size))
+        batch = ds.batch(idx)
+        x = batch["image"].to(method.device)
+        maps[idx] = _map_at(method.localize(x), size)
+        boxes[idx] = batch["box_mask"][:, 0].numpy() > 0.5
+        if lesions is not None:
+            lesions[idx] = batch["lesion_mask"][:, 0].numpy() > 0.5
+        if method.translates:
+            y = method.translate(x, HEALTHY).float()
+            for t in tolerances:
+                change[t][idx] = metrics.pixel_change_rate(x.cpu().numpy(), y.cpu().numpy(), tol=t)
+            if p_trans is not None:
+                p_trans[idx] = judge.probs(y)
+    return Outputs(list(ds.patient_ids), np.asarray(ds.domains), maps, boxes, lesions, change, p_trans)
+
+
+def _map_at(m: torch.Tensor, size: int) -> np.ndarray:
+    """A (B, h, w) map as float32 numpy at (B, size, size), resized bilinearly when needed."""
+    m = m.detach().float()
+    if m.shape[-2:] != (size, size):
+        m = torch.nn.functional.interpolate(m[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0]
+    return m.cpu().numpy().astype(np.float32)
+
+
+def _mean_figure(values: np.ndarray, cfg: EvalConfig, direction: str, group: str) -> Figure:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return Figure(None, None, 0, direction, group)
+    ci = metrics.bootstrap_ci(finite, n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
+    return Figure(float(finite.mean()), ci, int(finite.size), direction, group)
+
+
+def _group_masks(domains: np.ndarray) -> dict[str, np.ndarray]:
+    return {"p2h": domains == 1, "h2h": domains == 0, "all2h": np.ones(len(domains), bool)}
+
+
+def translation_figures(out: Outputs, judge: Judge | None, cfg: EvalConfig, result: MethodEval) -> None:
+    """Pixel change rates (SPEC 3.1) and accuracy after translation (3.2) per group."""
+    if not out.change:
+        return
+    for key, sel in _group_masks(out.domains).items():
+        for t, rates in out.change.items():
+            name = f"change_rate_{key}" if t == 0 else f"change_rate_tol{t}_{key}"
+            _add(result, name, rates, sel, out, cfg, "lower", "change_rate")
+        if out.p_translated is not None and judge is not None:
+            healthy = metrics.accuracy_healthy(out.p_translated, judge.threshold).astype(float)
+            _add(result, f"accuracy_{key}", healthy, sel, out, cfg, "higher", "accuracy")
+            at_half = metrics.accuracy_healthy(out.p_translated, 0.5).astype(float)
+            _add(result, f"accuracy05_{key}", at_half, sel, out, cfg, "higher", "accuracy")
+
+
+def _add(result: MethodEval, name: str, values: np.ndarray, sel: np.ndarray, out: Outputs, cfg: EvalConfig,
+         direction: str, group: str) -> None:
+    result.figures[name] = _mean_figure(values[sel], cfg, direction, group)
+    ids = [pid for pid, s in zip(out.patient_ids, sel) if s]
+    result.per_image[name] = dict(zip(ids, values[sel].tolist()))
+
+
+def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> None:
+    """SPEC 3.3 against boxes (and exact masks on synthetic data), Pneumonia validation images."""
+    pneu, healthy = out.domains == 1, out.domains == 0
+    if not pneu.any():
+        return
+    truths = {"": out.box_masks}
+    if out.lesion_masks is not None:
+        truths["mask_"] = out.lesion_masks
+    ids = [pid for pid, s in zip(out.patient_ids, pneu) if s]
+    for prefix, truth in truths.items():
+        loc = metrics.localization_metrics(
+            out.maps[pneu], truth[pneu], healthy_maps=out.maps[healthy] if healthy.any() else None,
+            n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
+        for name, s in loc["summary"].items():
+            ci = tuple(s["ci"]) if s["ci"] is not None else None
+            group = "detection" if name == "detection_auc" else "localization"
+            result.figures[prefix + name] = Figure(s["value"], ci, s["n"], "higher", group)
+        for name, values in loc["per_image"].items():
+            if name in ("max", "healthy_max"):
+                continue
+            result.per_image[prefix + name] = dict(zip(ids, np.asarray(values, dtype=float).tolist()))
+        if prefix == "":
+            result.roc = loc["roc"]
+
+
+def evaluate(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConfig,
+             example_ids: list[str] | None = None, progress: bool = True) -> MethodEval:
+    """All SPEC 3 figures of one method on one split, with per-image values."""
+    out = collect_outputs(method, ds, judge, cfg, progress)
+    result = MethodEval()
+    translation_figures(out, judge, cfg, result)
+    localization_figures(out, cfg, result)
+    position = {pid: i for i, pid in enumerate(out.patient_ids)}
+    for pid in example_ids or []:
+        if pid in position:
+            result.examples[pid] = out.maps[position[pid]]
+    return result
+
+
+def pick_examples(ds: RSNADataset, n: int) -> list[str]:
+    """The first ``n`` Pneumonia and ``n`` Healthy validation patientIds (for the qualitative figure)."""
+    pneu = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == 1)[:n]]
+    healthy = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == 0)[:n]]
+    return pneu + healthy

@@ -1,0 +1,101 @@
+"""The Table 1 evaluator (SPEC 3.2): the CheXNet classifier judging whether an image looks healthy.
+
+``get_evaluator`` returns the classifier trained for these data and settings, loading it from
+the shared store when chexnet_cam, chexnet_ig or an earlier evaluation already trained it
+(:mod:`methods.chexnet_cam.store`), loading user weights when ``cfg.classifier.weights`` is set,
+and training it otherwise. Its decision threshold is fixed once on the real validation images by
+Youden's J (maximum of tpr - fpr over sklearn's ``roc_curve``); an image is classified Healthy
+when P(pneumonia) < threshold. The classifier's own validation AUC is reported beside it, since
+an evaluator that cannot tell real Pneumonia from Healthy makes the table meaningless.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_curve
+
+from bench.config import Config
+from bench.data import PreparedData
+from bench.device import resolve_device
+from bench.method import PNEUMONIA
+from methods.chexnet_cam.classifier import DenseNetClassifier, auc_or_nan, dataset_logits, predict_logits
+from methods.chexnet_cam.store import obtain_classifier
+
+_MEMO: dict[tuple[Any, ...], "Evaluator"] = {}
+
+
+def youden_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Threshold maximizing tpr - fpr (Youden's J) for P(pneumonia); 0.5 if a class is absent."""
+    labels = np.asarray(labels) == PNEUMONIA
+    if labels.all() or not labels.any():
+        return 0.5
+    fpr, tpr, thresholds = roc_curve(labels, probs)
+    best = float(thresholds[int(np.argmax(tpr - fpr))])
+    return best if math.isfinite(best) else float(np.nextafter(np.float64(1.0), 2.0))
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+@dataclass
+class Evaluator:
+    """The trained classifier with its Youden threshold and validation AUC on real images."""
+
+    model: DenseNetClassifier
+    threshold: float
+    val_auc: float
+    batch_size: int = 32
+    bf16: bool = False
+    channels_last: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def probs(self, images: torch.Tensor) -> np.ndarray:
+        """P(pneumonia) (B,) float64 for images (B, 1, H, W) in [-1, 1]."""
+        logits = predict_logits(self.model, images, self.batch_size, self.bf16, self.channels_last)
+        return _sigmoid(logits.numpy())
+
+    def is_healthy(self, images: torch.Tensor, threshold: float | None = None) -> np.ndarray:
+        """Boolean (B,): classified Healthy, i.e. P(pneumonia) < threshold (default: Youden's)."""
+        return self.probs(images) < (self.threshold if threshold is None else threshold)
+
+    def describe(self) -> dict[str, Any]:
+        """Threshold, validation AUC and the classifier's origin, for the run record."""
+        return {"threshold": self.threshold, "val_auc": self.val_auc, **self.info}
+
+
+def build_evaluator(model: DenseNetClassifier, data: PreparedData, cfg: Config,
+                    info: dict[str, Any] | None = None) -> Evaluator:
+    """Wrap a classifier: fix the Youden threshold and measure AUC on ``data.val``."""
+    bf16, cl = cfg.train.bf16, cfg.classifier.channels_last
+    probs = _sigmoid(dataset_logits(model, data.val, cfg.eval.batch_size, bf16, cl))
+    labels = data.val.domains
+    return Evaluator(model.eval(), youden_threshold(labels, probs), auc_or_nan(labels, probs),
+                     cfg.eval.batch_size, bf16, cl, dict(info or {}))
+
+
+def _memo_key(cfg: Config, data: PreparedData, cache_dir: str | Path | None, device: torch.device) -> tuple[Any, ...]:
+    from bench.config import config_hash, to_dict
+
+    weights = cfg.classifier.weights
+    stamp = Path(weights).stat().st_mtime_ns if weights and Path(weights).is_file() else None
+    return (config_hash({"c": to_dict(cfg.classifier), "d": to_dict(cfg.data), "t": to_dict(cfg.train),
+                         "e": cfg.eval.batch_size}), data.manifest_hash, stamp,
+            str(cache_dir), str(device))
+
+
+def get_evaluator(cfg: Config, data: PreparedData, cache_dir: str | Path | None = None, progress: bool = True,
+                  device: str | torch.device | None = None) -> Evaluator:
+    """The evaluator for these data and settings: user weights, the already trained classifier
+    (in ``cache_dir``, default ``<LESIONBENCH_HOME>/classifiers``), or a newly trained one."""
+    dev = resolve_device(cfg.train.device if device is None else device)
+    key = _memo_key(cfg, data, cache_dir, dev)
+    if key not in _MEMO:
+        bundle = obtain_classifier(cfg, data.train, data.val, dev, store_dir=cache_dir, progress=progress)
+        _MEMO[key] = build_evaluator(bundle.model, data, cfg, bundle.info())
+    return _MEMO[key]
