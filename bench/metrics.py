@@ -151,9 +151,7 @@ def normalize_maps(maps: np.ndarray) -> np.ndarray:
     axes = tuple(range(1, m.ndim))
     lo = m.min(axis=axes, keepdims=True)
     span = m.max(axis=axes, keepdims=True) - lo
-    out = (m - lo) / np.where(span > 0, span, 1)
-    out[np.broadcast_to(span == 0, out.shape)] = 0
-    return out
+    return (m - lo) / np.where(span > 0, span, 1)
 
 
 def _axis_range(lo: float, hi: float, n: int) -> tuple[int, int]:
@@ -246,10 +244,13 @@ class PooledROC:
 
     Each score is binned by :func:`float32_keys` with ``bits`` bits (default 20: 2^20 bins,
     sign + exponent + 11 mantissa bits, a relative bin width of at most 2^-11); positives and
-    negatives are counted in separate int64 histograms (16 MiB in all). :meth:`auc` treats two
-    scores in the same bin as tied, so it equals ``sklearn.metrics.roc_auc_score`` on the
-    float32 scores exactly when no bin holds two distinct values of opposite classes, and
-    otherwise differs by at most half the share of positive-negative pairs that share a bin.
+    negatives are counted in one int64 histogram per class (16 MiB in all). :meth:`auc` treats
+    two scores in the same bin as tied, so it equals ``sklearn.metrics.roc_auc_score`` on the
+    float32 scores exactly when no bin holds a positive and a negative of distinct values, and
+    otherwise differs by at most :meth:`max_error`. In practice the difference is ~1e-7 for
+    continuous, heavy-tailed or tied scores (exact 0 and 1 of normalized maps sit alone in their
+    bins); the worst case is a large mass of exactly tied scores with continuous scores within a
+    relative 2^-11 of it, where a systematic error of a few 1e-6 was measured.
     """
 
     def __init__(self, bits: int = POINT_BITS) -> None:

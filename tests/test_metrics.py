@@ -18,7 +18,7 @@ def _box_case() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scores(n: int, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Random float32 scores and labels: heavy tails, big tie groups, exact 0s and 1s."""
+    """Random float32 scores and labels: heavy tails, big tie groups, or [0, 1] with 0s and 1s."""
     y = rng.random(n) < 0.3
     if kind == "exponential":
         s = rng.exponential(1.0, n) * (1 + y)
@@ -27,7 +27,8 @@ def _scores(n: int, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np
     elif kind == "ties":
         s = rng.integers(0, 50, n) / 49 + 0.1 * y * rng.integers(0, 3, n)
     else:
-        s = rng.exponential(1.0, n) + y * rng.exponential(1.0, n)
+        s = (rng.lognormal(0.0, 1.0, n) + y) ** 3
+        s /= s.max()
         s[rng.random(n) < 0.2] = 0.0
         s[rng.random(n) < 0.2] = 1.0
     return s.astype(np.float32), y
@@ -91,7 +92,8 @@ def test_accuracy_healthy_is_strict() -> None:
 
 
 def test_normalize_maps() -> None:
-    maps = np.stack([np.arange(6, dtype=np.float32).reshape(2, 3), np.full((2, 3), 4.0, np.float32)])
+    ramp = np.arange(6, dtype=np.float32).reshape(2, 3)
+    maps = np.stack([ramp, np.full((2, 3), 4.0, np.float32)])
     out = M.normalize_maps(maps)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out[0].ravel(), np.arange(6) / 5, rtol=1e-6)
@@ -157,18 +159,18 @@ def test_inverted_map_scores_zero() -> None:
 
 
 def test_tiny_hand_computed_case() -> None:
-    # Positives 0.8 and 0.4; negatives 0.1, 0.35, 0.1, 0.4 (one tie with a positive).
-    # AUC = (4 + 3.5) / 8. Normalized map: (v - 0.1) / 0.7 -> mass 31/14, inside 20/14.
-    # Otsu splits {0, 0, 5/14, 3/7, 3/7} | {1}: prediction is the 0.8 pixel alone.
-    maps = np.array([[[0.1, 0.4, 0.35], [0.8, 0.1, 0.4]]], dtype=np.float32)
+    # Positives 1.0 and 0.5; negatives 0, 0.25, 0, 0.5 (one tie with a positive):
+    # AUC = (4 + 3.5) / 8. Mass 2.25, inside 1.5. Otsu's between-class variance is largest for
+    # {0, 0, 0.25} | {0.5, 0.5, 1} (0.0851 vs 0.0703 and 0.0781): IoU 2/3, Dice 4/5.
+    maps = np.array([[[0.0, 0.5, 0.25], [1.0, 0.0, 0.5]]], dtype=np.float32)
     masks = np.array([[[0, 1, 0], [1, 0, 0]]], dtype=bool)
-    assert M.pooled_auc(maps, masks) == pytest.approx(0.9375, abs=1e-12)
-    np.testing.assert_allclose(M.per_image_auc(maps, masks), [0.9375])
+    assert M.pooled_auc(maps, masks) == 0.9375
+    np.testing.assert_array_equal(M.per_image_auc(maps, masks), [0.9375])
     np.testing.assert_array_equal(M.hit(maps, masks), [1.0])
-    np.testing.assert_allclose(M.energy_in_boxes(maps, masks), [20 / 31], rtol=1e-6)
+    np.testing.assert_allclose(M.energy_in_boxes(maps, masks), [1.5 / 2.25])
     iou, dice = M.otsu_iou_dice(maps, masks)
-    np.testing.assert_allclose(iou, [0.5])
-    np.testing.assert_allclose(dice, [2 / 3])
+    np.testing.assert_allclose(iou, [2 / 3])
+    np.testing.assert_allclose(dice, [4 / 5])
 
 
 def test_channel_axis_is_accepted() -> None:
@@ -187,7 +189,8 @@ def test_per_image_auc_nan_for_degenerate_masks() -> None:
 
 def test_per_image_auc_matches_sklearn_with_ties() -> None:
     rng = np.random.default_rng(3)
-    maps = (rng.integers(0, 6, (5, 16, 16)) + (rng.random((5, 16, 16)) < 0.3) * rng.random((5, 16, 16)))
+    shape = (5, 16, 16)
+    maps = rng.integers(0, 6, shape) + (rng.random(shape) < 0.3) * rng.random(shape)
     masks = rng.random((5, 16, 16)) < 0.25
     expected = [roc_auc_score(k.ravel(), m.ravel()) for k, m in zip(masks, M.normalize_maps(maps))]
     np.testing.assert_allclose(M.per_image_auc(maps, masks), expected, atol=1e-12)
@@ -209,7 +212,9 @@ def test_detection_auc_uses_raw_max() -> None:
 
 
 def test_float32_keys_preserve_order() -> None:
-    v = np.array([-np.inf, -3.5, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 0.5, 1.0, 3e38, np.inf], np.float32)
+    v = np.array(
+        [-np.inf, -3.5, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 0.5, 1.0, 3e38, np.inf], dtype=np.float32
+    )
     keys = M.float32_keys(v)
     assert np.all(np.diff(keys.astype(np.int64)) >= 0)
     assert keys[3] == keys[4]
@@ -218,7 +223,7 @@ def test_float32_keys_preserve_order() -> None:
         M.float32_keys(np.array([np.nan]))
 
 
-@pytest.mark.parametrize("kind", ["exponential", "lognormal3", "ties", "zeros_ones"])
+@pytest.mark.parametrize("kind", ["exponential", "lognormal3", "ties", "unit_zeros_ones"])
 def test_pooled_auc_matches_sklearn(kind: str) -> None:
     s, y = _scores(200_000, kind, np.random.default_rng(7))
     roc = M.PooledROC()
@@ -240,7 +245,8 @@ def test_pooled_auc_exact_when_bins_hold_single_values() -> None:
 def test_pooled_auc_within_stated_bound_on_small_data() -> None:
     rng = np.random.default_rng(5)
     for n in (50, 500, 5000):
-        s, y = _scores(n, "zeros_ones", rng)
+        s, y = _scores(n, "exponential", rng)
+        s[rng.random(n) < 0.3] = 1.0
         roc = M.PooledROC()
         roc.update(s, y)
         assert abs(roc.auc() - roc_auc_score(y, s)) <= roc.max_error() + 1e-12
@@ -258,7 +264,7 @@ def test_pooled_roc_handles_negative_scores() -> None:
 
 
 def test_pooled_roc_chunked_equals_one_shot(monkeypatch: pytest.MonkeyPatch) -> None:
-    s, y = _scores(30_000, "zeros_ones", np.random.default_rng(1))
+    s, y = _scores(30_000, "unit_zeros_ones", np.random.default_rng(1))
     one = M.PooledROC()
     one.update(s, y)
     parts = M.PooledROC()
@@ -273,15 +279,13 @@ def test_pooled_roc_chunked_equals_one_shot(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_pooled_auc_over_images_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(4)
-    maps = rng.gamma(2.0, 1.0, (9, 12, 12))
-    _, masks = _box_case()
-    masks = np.concatenate([masks] * 3)[:, :, :].repeat(2, axis=1)[:, :12].repeat(2, axis=2)[:, :, :12]
-    maps += 2 * masks
-    expected = M.pooled_auc(maps, masks)
+    masks = rng.random((9, 12, 12)) < 0.2
+    maps = rng.gamma(2.0, 1.0, masks.shape) + 2 * masks
+    roc = M.pooled_roc(maps, masks)
     monkeypatch.setattr(M, "CHUNK_PIXELS", 300)
-    assert M.pooled_auc(maps, masks) == expected
+    assert M.pooled_auc(maps, masks) == roc.auc()
     flat = M.normalize_maps(maps).astype(np.float32).ravel()
-    assert expected == pytest.approx(roc_auc_score(masks.ravel(), flat), abs=1e-6)
+    assert abs(roc.auc() - roc_auc_score(masks.ravel(), flat)) <= roc.max_error()
 
 
 def test_roc_curve_ends_and_area() -> None:
