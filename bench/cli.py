@@ -224,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["val", "all"], default="val", help="images scored (default: validation split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_score)
+
+    from bench.records import add_record_commands
+
+    add_record_commands(sub)
     return parser
 
 

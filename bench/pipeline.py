@@ -22,6 +22,7 @@ from bench import records
 from bench.checkpoint import atomic_write_text
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData, open_data
+from bench.device import resolve_device
 from bench.errors import BenchError
 from bench.evaluate import MethodEval, evaluate, pick_examples
 from bench.registry import get_method_class, list_methods
@@ -188,7 +189,7 @@ def _record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg
         "config_hash": config_hash(cfg),
         "seeds": seeds,
         "versions": records.versions(),
-        "device": records.device_description(),
+        "device": records.device_description(resolve_device(cfg.train.device)),
         "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
                  "n_val": n_val, "n_train": len(data.train), "split_counts": data.split_counts,
                  "missing": len(data.cache.missing), "skipped": len(data.problems)},
