@@ -166,6 +166,20 @@ def provenance(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def evaluator_line(ev: dict[str, Any]) -> str:
+    """One sentence on the judge of Table 1: its AUC on real validation images and its threshold."""
+    auc, thr = ev.get("val_auc"), ev.get("threshold")
+    source = "user-supplied weights" if ev.get("source") == "user weights" else "trained by the suite"
+    text = f"Evaluator: DenseNet-121 ({source})"
+    if auc is not None:
+        text += f", AUC {auc:.3f} on real validation images (Pneumonia vs Healthy)"
+    if thr is not None:
+        text += f", Youden threshold {thr:.3f}"
+    if auc is not None and auc < 0.7:
+        text += ". Its AUC is low: Table 1 says little about whether translations look Healthy"
+    return text + "."
+
+
 def render(record: dict[str, Any]) -> str:
     """The whole report.md text from a run record."""
     data, ev, cfg = record["data"], record["evaluator"], record["config"]
@@ -177,8 +191,7 @@ def render(record: dict[str, Any]) -> str:
         f"validation split {data['n_val']['pneumonia']} Pneumonia + {data['n_val']['healthy']} Healthy images "
         f"(train {data['n_train']}). Preset `{cfg['preset']}`. Figures are value [95% bootstrap CI over images, "
         f"{cfg['eval']['n_bootstrap']} resamples]" + (", ± standard deviation across seeds" if len(record["seeds"]) > 1 else "") + ".",
-        "Evaluator: DenseNet-121 trained by the suite; "
-        + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in ev.items()) + ".",
+        evaluator_line(ev),
         "## Table 1: accuracy after translation to Healthy (%)",
         "Share of translated validation images that the evaluator classifies as Healthy at the Youden threshold "
         "fixed on real validation images.",
