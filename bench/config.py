@@ -110,7 +110,7 @@ def _smoke() -> Config:
 
 
 def _quick() -> Config:
-    return Config(preset="quick")
+    return Config(preset="quick", train=TrainConfig(iterations=1500, batch_size=4, checkpoint_every=500))
 
 
 def _standard() -> Config:
@@ -118,7 +118,7 @@ def _standard() -> Config:
         preset="standard",
         data=DataConfig(size=128),
         model=ModelConfig(width=32, n_res=4),
-        train=TrainConfig(iterations=10000, batch_size=8, checkpoint_every=1000),
+        train=TrainConfig(iterations=1200, batch_size=4, checkpoint_every=300),
         classifier=ClassifierConfig(iterations=3000, eval_every=250),
     )
 

@@ -4,9 +4,11 @@
 the shared store when chexnet_cam, chexnet_ig or an earlier evaluation already trained it
 (:mod:`methods.chexnet_cam.store`), loading user weights when ``cfg.classifier.weights`` is set,
 and training it otherwise. Its decision threshold is fixed once on the real validation images by
-Youden's J (maximum of tpr - fpr over sklearn's ``roc_curve``); an image is classified Healthy
-when P(pneumonia) < threshold. The classifier's own validation AUC is reported beside it, since
-an evaluator that cannot tell real Pneumonia from Healthy makes the table meaningless.
+Youden's J (maximum of tpr - fpr over sklearn's ``roc_curve``, :mod:`bench.metrics`); an image
+is classified Healthy when P(pneumonia) < threshold. The classifier's own validation AUC is
+reported beside it, since an evaluator that cannot tell real Pneumonia from Healthy makes the
+table meaningless. Trained evaluators are also kept in memory for the process, keyed by settings,
+data, store folder and device.
 """
 from __future__ import annotations
 
@@ -17,26 +19,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_curve
 
-from bench.config import Config
+from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
 from bench.device import resolve_device
 from bench.method import PNEUMONIA
+from bench.metrics import accuracy_healthy, youden_threshold
 from methods.chexnet_cam.classifier import DenseNetClassifier, auc_or_nan, dataset_logits, predict_logits
 from methods.chexnet_cam.store import obtain_classifier
 
 _MEMO: dict[tuple[Any, ...], "Evaluator"] = {}
 
 
-def youden_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
-    """Threshold maximizing tpr - fpr (Youden's J) for P(pneumonia); 0.5 if a class is absent."""
+def fixed_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Youden threshold of P(pneumonia) on real images (:func:`bench.metrics.youden_threshold`);
+    0.5 when one of the two domains is absent."""
     labels = np.asarray(labels) == PNEUMONIA
     if labels.all() or not labels.any():
         return 0.5
-    fpr, tpr, thresholds = roc_curve(labels, probs)
-    best = float(thresholds[int(np.argmax(tpr - fpr))])
-    return best if math.isfinite(best) else float(np.nextafter(np.float64(1.0), 2.0))
+    return youden_threshold(labels.astype(np.int64), probs)
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -62,11 +63,13 @@ class Evaluator:
 
     def is_healthy(self, images: torch.Tensor, threshold: float | None = None) -> np.ndarray:
         """Boolean (B,): classified Healthy, i.e. P(pneumonia) < threshold (default: Youden's)."""
-        return self.probs(images) < (self.threshold if threshold is None else threshold)
+        t = self.threshold if threshold is None else threshold
+        return accuracy_healthy(self.probs(images), t).astype(bool)
 
     def describe(self) -> dict[str, Any]:
-        """Threshold, validation AUC and the classifier's origin, for the run record."""
-        return {"threshold": self.threshold, "val_auc": self.val_auc, **self.info}
+        """Threshold, validation AUC (None if undefined) and the classifier's origin, for the run record."""
+        auc = self.val_auc if math.isfinite(self.val_auc) else None
+        return {"threshold": self.threshold, "val_auc": auc, **self.info}
 
 
 def build_evaluator(model: DenseNetClassifier, data: PreparedData, cfg: Config,
@@ -75,13 +78,11 @@ def build_evaluator(model: DenseNetClassifier, data: PreparedData, cfg: Config,
     bf16, cl = cfg.train.bf16, cfg.classifier.channels_last
     probs = _sigmoid(dataset_logits(model, data.val, cfg.eval.batch_size, bf16, cl))
     labels = data.val.domains
-    return Evaluator(model.eval(), youden_threshold(labels, probs), auc_or_nan(labels, probs),
+    return Evaluator(model.eval(), fixed_threshold(labels, probs), auc_or_nan(labels, probs),
                      cfg.eval.batch_size, bf16, cl, dict(info or {}))
 
 
 def _memo_key(cfg: Config, data: PreparedData, cache_dir: str | Path | None, device: torch.device) -> tuple[Any, ...]:
-    from bench.config import config_hash, to_dict
-
     weights = cfg.classifier.weights
     stamp = Path(weights).stat().st_mtime_ns if weights and Path(weights).is_file() else None
     return (config_hash({"c": to_dict(cfg.classifier), "d": to_dict(cfg.data), "t": to_dict(cfg.train),

@@ -1,0 +1,147 @@
+"""CheXNet-CAM (the paper's baseline) and CheXNet-IG (a saliency baseline beyond the paper).
+
+Both explain the Pneumonia logit of the one shared DenseNet-121 classifier
+(:mod:`methods.chexnet_cam.classifier`, published in the store of
+:mod:`methods.chexnet_cam.store`) and translate nothing.
+
+- ``chexnet_cam``: captum ``LayerGradCam`` on ``features.norm5`` (BatchNorm + ReLU, the final
+  ReLU'd feature maps f_k), ReLU applied, upsampled with ``LayerAttribution.interpolate(...,
+  "bilinear")``. For DenseNet-121 (global average pool, linear head) the Grad-CAM weight of
+  channel k is the mean gradient w_k / (h * w), so the map is the CAM sum_k w_k f_k up to the
+  positive factor 1 / (h * w). The feature maps are 1/32 of the image side (2x2 at 64 px, 8x8 at
+  256 px), so CAMs are coarse at small working sizes, as in the original CheXNet.
+- ``chexnet_ig``: captum ``IntegratedGradients`` of the logit w.r.t. the 1-channel input image,
+  from a black baseline (-1) by default, with ``internal_batch_size`` bounding memory. The map is
+  the *positive part* of the attributions (summed over the single input channel): positive
+  attributions are evidence for Pneumonia, negative ones evidence for Healthy, and the benchmark's
+  map must be "higher = lesion". ``map = "abs"`` is available as a setting.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
+
+from bench.config import Config
+from bench.errors import BenchError, ConfigError
+from bench.method import Method, TrainContext
+from bench.registry import register_method
+from methods.chexnet_cam.classifier import DenseNetClassifier, build_classifier, export_weights, load_weights
+from methods.chexnet_cam.store import ClassifierBundle, obtain_classifier
+
+IG_MAPS = ("positive", "abs")
+
+
+def gradcam_map(model: DenseNetClassifier, x: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM of the Pneumonia logit at image size (B, H, W), ReLU'd, bilinear upsampling."""
+    layer_cam = LayerGradCam(model, model.cam_layer).attribute(x, target=0, relu_attributions=True)
+    return LayerAttribution.interpolate(layer_cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")[:, 0]
+
+
+def cam_formula(model: DenseNetClassifier, x: torch.Tensor, relu: bool = True) -> torch.Tensor:
+    """The CAM sum_k w_k f_k of the final ReLU'd features, upsampled bilinearly (B, H, W)."""
+    feats = model.net.forward_features(model.backbone_input(x))
+    cam = torch.einsum("k,bkhw->bhw", model.head_weight, feats).unsqueeze(1)
+    cam = F.relu(cam) if relu else cam
+    return F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
+
+
+def integrated_gradients_map(model: DenseNetClassifier, x: torch.Tensor, n_steps: int, internal_batch_size: int,
+                             baseline: float, mode: str) -> torch.Tensor:
+    """Integrated Gradients of the Pneumonia logit (B, H, W): positive part or absolute value."""
+    attr = IntegratedGradients(model).attribute(
+        x, baselines=baseline, target=0, n_steps=n_steps, internal_batch_size=internal_batch_size)
+    attr = attr.clamp(min=0) if mode == "positive" else attr.abs()
+    return attr.sum(dim=1)
+
+
+class _ChexNetMethod(Method):
+    """Shared part: obtain the shared classifier, save and restore it, run maps on its device."""
+
+    translates = False
+
+    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
+        super().__init__(cfg, device)
+        self.model: DenseNetClassifier | None = None
+        self.classifier_info: dict[str, Any] = {}
+
+    def fit(self, ctx: TrainContext) -> None:
+        """Train the classifier (or reuse the published one, or load user weights)."""
+        bundle: ClassifierBundle = obtain_classifier(
+            self.cfg, ctx.train, ctx.val, self.device, store_dir=ctx.extras.get("classifier_store"),
+            work_dir=ctx.out_dir, resume=ctx.resume, progress=ctx.progress)
+        self.model = bundle.model
+        self.classifier_info = bundle.info()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Classifier weights (timm key names) and where they came from."""
+        return {"model": export_weights(self._ready()), "classifier": dict(self.classifier_info)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the classifier saved by :meth:`state_dict`."""
+        model = build_classifier(0, "cpu")
+        load_weights(model, state["model"], f"{self.name} state")
+        model = model.to(self.device)
+        if self.cfg.classifier.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model.eval()
+        self.classifier_info = dict(state.get("classifier", {}))
+
+    def _ready(self) -> DenseNetClassifier:
+        if self.model is None:
+            raise BenchError(f"method {self.name!r} has no classifier yet: fit it or load its state first")
+        return self.model
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise BenchError(f"{self.name}: expected images (B, 1, H, W), got {tuple(x.shape)}")
+        x = x.to(self.device, torch.float32)
+        return x.contiguous(memory_format=torch.channels_last) if self.cfg.classifier.channels_last else x
+
+
+@register_method("chexnet_cam")
+class ChexNetCAM(_ChexNetMethod):
+    """CheXNet-CAM: class activation map of the Pneumonia logit (Rajpurkar et al. 2017)."""
+
+    def localize(self, x: torch.Tensor) -> torch.Tensor:
+        """Bilinearly upsampled, ReLU'd Grad-CAM (= CAM up to scale) at image size (B, H, W)."""
+        model = self._ready().eval()
+        with torch.enable_grad():
+            out = gradcam_map(model, self._input(x))
+        return out.detach().float().contiguous().to(x.device)
+
+
+@dataclass
+class IGParams:
+    """Integrated Gradients settings."""
+
+    n_steps: int = 16  # Gauss-Legendre quadrature points along the path
+    internal_batch_size: int = 16  # path points (over all images) per forward pass: bounds memory
+    baseline: float = -1.0  # constant baseline image in [-1, 1]; -1 = black
+    map: str = "positive"  # "positive": positive part (evidence for Pneumonia) | "abs"
+
+
+@register_method("chexnet_ig")
+class ChexNetIG(_ChexNetMethod):
+    """Integrated Gradients of the shared CheXNet classifier's Pneumonia logit."""
+
+    Params = IGParams
+
+    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
+        super().__init__(cfg, device)
+        p = self.params
+        if p.map not in IG_MAPS:
+            raise ConfigError(f"method.chexnet_ig.map: expected one of {', '.join(IG_MAPS)}, got {p.map!r}")
+        if p.n_steps < 1 or p.internal_batch_size < 1:
+            raise ConfigError("method.chexnet_ig: n_steps and internal_batch_size must be at least 1")
+
+    def localize(self, x: torch.Tensor) -> torch.Tensor:
+        """Integrated-Gradients map at image size (B, H, W), higher = more Pneumonia evidence."""
+        model, p = self._ready().eval(), self.params
+        with torch.enable_grad():
+            out = integrated_gradients_map(model, self._input(x), p.n_steps, p.internal_batch_size,
+                                           p.baseline, p.map)
+        return out.detach().float().contiguous().to(x.device)

@@ -1,0 +1,83 @@
+"""The Table 1 evaluator: threshold on real validation images, AUC, reuse, user weights."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import bench.evaluator as ev
+from bench.config import Config
+from bench.data import PreparedData
+from bench.errors import BenchError
+from methods.chexnet_cam import classifier as clf
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> Iterator[None]:
+    """One thread (DenseNet on tiny images) and no evaluator kept from another test."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ev._MEMO.clear()
+    yield
+    ev._MEMO.clear()
+    torch.set_num_threads(before)
+
+
+def _no_training(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the classifier must not be trained again")
+
+
+def test_fixed_threshold() -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    probs = np.array([0.1, 0.2, 0.5, 0.3, 0.4, 0.8])
+    assert ev.fixed_threshold(labels, probs) == pytest.approx(0.4)  # J = 1 - 1/4, the unique maximum
+    assert ev.fixed_threshold(labels, np.array([0.1, 0.2, 0.3, 0.35, 0.6, 0.9])) == pytest.approx(0.6)
+    assert ev.fixed_threshold(np.array([1, 1]), np.array([0.2, 0.3])) == 0.5
+
+
+def test_trains_then_reuses(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = smoke_cfg
+    cfg.classifier.iterations, cfg.classifier.eval_every = 4, 2
+    judge = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False)
+    assert ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False) is judge  # in-process memo
+    x = smoke_data.val.batch(np.arange(len(smoke_data.val)))["image"]
+    p = judge.probs(x)
+    assert p.shape == (len(x),) and p.dtype == np.float64 and ((p >= 0) & (p <= 1)).all()
+    assert np.isfinite(judge.threshold) and 0 <= judge.val_auc <= 1
+    assert judge.val_auc == pytest.approx(clf.auc_or_nan(smoke_data.val.domains, p))
+    np.testing.assert_array_equal(judge.is_healthy(x), p < judge.threshold)
+    np.testing.assert_array_equal(judge.is_healthy(x, 0.5), p < 0.5)
+    info = judge.describe()
+    assert info["source"] == "trained" and info["threshold"] == judge.threshold
+    assert Path(info["path"]).is_file() and Path(info["path"]).is_relative_to(tmp_path)
+
+    ev._MEMO.clear()
+    monkeypatch.setattr("methods.chexnet_cam.store.train_classifier", _no_training)
+    again = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False)
+    assert again.describe()["source"] == "reused" and again.threshold == judge.threshold
+    np.testing.assert_array_equal(again.probs(x), p)
+
+
+def test_user_weights(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("methods.chexnet_cam.store.train_classifier", _no_training)
+    model = clf.build_classifier(3).eval()
+    path = tmp_path / "chexnet.safetensors"
+    save_file(clf.export_weights(model), str(path))
+    smoke_cfg.classifier.weights = str(path)
+    judge = ev.get_evaluator(smoke_cfg, smoke_data, cache_dir=tmp_path / "store", progress=False)
+    assert judge.describe()["source"] == "user weights" and judge.describe()["train_val_auc"] is None
+    x = smoke_data.val.batch([0, 1])["image"]
+    want = torch.sigmoid(clf.predict_logits(model, x)).double().numpy()
+    np.testing.assert_allclose(judge.probs(x), want, rtol=1e-5)
+    assert not (tmp_path / "store").exists()
+
+    torch.save({"features.conv0.weight": torch.zeros(64, 3, 7, 7)}, tmp_path / "partial.pt")
+    smoke_cfg.classifier.weights = str(tmp_path / "partial.pt")
+    with pytest.raises(BenchError, match=r"partial.pt: weights do not fit densenet121 .* missing keys"):
+        ev.get_evaluator(smoke_cfg, smoke_data, cache_dir=tmp_path / "store", progress=False)
