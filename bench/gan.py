@@ -13,11 +13,16 @@ steps the generator takes its step number ``g`` on the same batch, so with 5 cri
 iterations make 20K generator steps. A run that ends inside a cycle ends without that cycle's
 generator step.
 
-Randomness: network initialisation uses ``cfg.train.seed`` under a forked global RNG; everything
-drawn during training (batch indices, target domains, gradient-penalty mixing weights) comes from
-one ``torch.Generator`` owned by the :class:`Sampler`. All ranks of a distributed run hold the same
-generator state, draw ``world_size`` times a batch and keep their own slice, so every rank sees
-distinct images and a checkpoint written by rank 0 restores every rank exactly.
+Randomness: network initialisation uses ``cfg.train.seed`` under a forked global RNG, and
+training seeds the global RNGs with it as well; everything drawn during training (batch indices,
+target domains, gradient-penalty mixing weights) comes from one ``torch.Generator`` owned by the
+:class:`Sampler`. All ranks of a distributed run hold the same generator state, draw
+``world_size`` times a batch and keep their own slice, so every rank sees distinct images and a
+checkpoint written by rank 0 restores every rank exactly. ``cfg.train.batch_size`` is per process.
+
+Precision: with ``cfg.train.bf16`` the loss hooks (the forward passes) run under bf16 autocast;
+backward passes run outside it, losses are summed in float32, and the gradient penalty's double
+backward stays eager (nothing here is compiled). Translation and localization always run in fp32.
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from tqdm import tqdm
 
 from bench import distributed
 from bench.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from bench.config import config_hash, to_dict
+from bench.config import Config, config_hash, to_dict
 from bench.data.dataset import RSNADataset
 from bench.distributed import DistInfo
 from bench.errors import BenchError
@@ -57,7 +62,7 @@ CHECKPOINT_FORMAT = "lesionbench-gan/1"
 
 @dataclass
 class GANParams:
-    """Optimisation settings every GAN method has (SPEC 2 defaults: StarGAN's)."""
+    """Optimisation settings every GAN method has (defaults: SPEC 2's lr, betas, n_critic, lambda_gp)."""
 
     lr_g: float = 1e-4
     lr_d: float = 1e-4
@@ -79,8 +84,12 @@ def gradient_penalty(
     a = alpha.to(real.dtype).view(-1, *([1] * (real.dim() - 1)))
     x_hat = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
     out = critic(x_hat)
-    (grad,) = torch.autograd.grad(out.float().sum(), x_hat, create_graph=True)
-    return ((grad.float().flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    (grad,) = torch.autograd.grad(_at_least_fp32(out).sum(), x_hat, create_graph=True)
+    return ((_at_least_fp32(grad).flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -94,7 +103,11 @@ def total(terms: Terms) -> torch.Tensor:
 
 
 class IndexStream:
-    """Endless shuffled passes over a pool of dataset positions (one permutation per pass)."""
+    """Endless shuffled passes over a pool of dataset positions (one permutation per pass).
+
+    A draw that straddles two passes moves the positions it already took to the end of the new
+    pass, so one draw never repeats a position (as long as it is not larger than the pool).
+    """
 
     def __init__(self, pool: np.ndarray) -> None:
         self.pool = torch.as_tensor(np.asarray(pool), dtype=torch.int64)
@@ -106,7 +119,9 @@ class IndexStream:
         parts = []
         while n > 0:
             if self.cursor >= len(self.order):
-                self.order = self.pool[torch.randperm(len(self.pool), generator=gen)]
+                order = self.pool[torch.randperm(len(self.pool), generator=gen)]
+                taken = torch.isin(order, torch.cat(parts)) if parts else torch.zeros(len(order), dtype=torch.bool)
+                self.order = torch.cat([order[~taken], order[taken]])
                 self.cursor = 0
             part = self.order[self.cursor : self.cursor + n]
             self.cursor += len(part)
@@ -169,7 +184,8 @@ class Sampler:
 
     def state_dict(self) -> dict[str, Any]:
         """Generator state and the position of every stream."""
-        return {"generator": self.generator.get_state(), "streams": {k: s.state_dict() for k, s in self.streams.items()}}
+        streams = {k: s.state_dict() for k, s in self.streams.items()}
+        return {"generator": self.generator.get_state(), "streams": streams}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output."""
@@ -216,7 +232,7 @@ class GANMethod(Method):
     translates: ClassVar[bool] = True
     Params: ClassVar[type] = GANParams
 
-    def __init__(self, cfg: Any, device: str | torch.device | None = None) -> None:
+    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
         super().__init__(cfg, device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed)
@@ -390,7 +406,8 @@ class GANTrainer:
 
 def _identity(method: GANMethod) -> dict[str, Any]:
     """What must match for a checkpoint to be resumed: data, model and the method's settings."""
-    return {"data": to_dict(method.cfg.data), "model": to_dict(method.cfg.model), "params": dataclasses.asdict(method.params)}
+    cfg = method.cfg
+    return {"data": to_dict(cfg.data), "model": to_dict(cfg.model), "params": dataclasses.asdict(method.params)}
 
 
 def _rng_state() -> dict[str, Any]:
@@ -480,7 +497,8 @@ class _Log:
         g = _summary(self.last_g) if self.last_g is not None else {}
         self.bar.set_postfix({"D": f"{d['total']:.3f}", "G": f"{g.get('total', math.nan):.3f}", "img/s": f"{rate:.1f}"})
         with self.path.open("a") as fh:
-            fh.write(json.dumps({"iteration": iteration, "g_step": g_steps, "d": d, "g": g, "images_per_s": rate}) + "\n")
+            record = {"iteration": iteration, "g_step": g_steps, "d": d, "g": g, "images_per_s": rate}
+            fh.write(json.dumps(record) + "\n")
 
     def close(self) -> None:
         """Close the progress bar."""
@@ -500,10 +518,12 @@ def train(method: GANMethod, ctx: TrainContext) -> None:
     with distributed.process_group(method.device.type) as dist_info:
         if dist_info.distributed and method.device.type == "cuda":
             method.to(torch.device("cuda", dist_info.local_rank))
+        torch.manual_seed(cfg.seed)  # the global RNGs start seeded too (a checkpoint then restores them)
         sampler = Sampler(ctx.train, cfg.seed, dist_info.rank, dist_info.world_size)
         trainer = GANTrainer(method, dist_info, bf16=cfg.bf16)
         if ctx.resume and path.is_file():
-            restore(trainer, sampler, load_checkpoint(path, map_location=method.device), path)
+            # loaded on CPU, where RNG states must live; weights and optimizer states copy to the device
+            restore(trainer, sampler, load_checkpoint(path), path)
         if trainer.iteration >= cfg.iterations:
             return
         if dist_info.is_main:

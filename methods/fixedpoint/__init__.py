@@ -1,0 +1,4 @@
+"""Fixed-Point GAN (registered as ``fixedpoint``)."""
+from methods.fixedpoint.method import FixedPoint, FixedPointParams
+
+__all__ = ["FixedPoint", "FixedPointParams"]

@@ -1,0 +1,4 @@
+"""StarGAN (registered as ``stargan``)."""
+from methods.stargan.method import StarGAN, StarGANParams
+
+__all__ = ["StarGAN", "StarGANParams"]

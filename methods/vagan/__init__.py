@@ -1,0 +1,4 @@
+"""VA-GAN (registered as ``vagan``)."""
+from methods.vagan.method import VAGAN, VAGANParams
+
+__all__ = ["VAGAN", "VAGANParams"]
