@@ -6,6 +6,7 @@ exact settings that produced it.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -109,8 +110,14 @@ def _smoke() -> Config:
     )
 
 
+# VA-GAN's 100 critic steps for each of its first 25 generator steps (SPEC 2) take 2,500
+# iterations, more than the short presets have: they keep only the boost of every 100th step.
+_SHORT_VAGAN = {"vagan": {"boost_first": 0}}
+
+
 def _quick() -> Config:
-    return Config(preset="quick", train=TrainConfig(iterations=1500, batch_size=4, checkpoint_every=500))
+    return Config(preset="quick", train=TrainConfig(iterations=1500, batch_size=4, checkpoint_every=500),
+                  method=copy.deepcopy(_SHORT_VAGAN))
 
 
 def _standard() -> Config:
@@ -120,6 +127,7 @@ def _standard() -> Config:
         model=ModelConfig(width=32, n_res=4),
         train=TrainConfig(iterations=1200, batch_size=4, checkpoint_every=300),
         classifier=ClassifierConfig(iterations=3000, eval_every=250),
+        method=copy.deepcopy(_SHORT_VAGAN),
     )
 
 

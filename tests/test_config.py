@@ -22,7 +22,7 @@ def test_set_overrides_and_types() -> None:
                                      "eval.tolerances=[1, 4]", "method.pillet.lambda_id=0.5", "data.root=none"])
     assert cfg.train.iterations == 7 and cfg.train.bf16 is True
     assert cfg.eval.tolerances == (1, 4)
-    assert cfg.method == {"pillet": {"lambda_id": 0.5}}
+    assert cfg.method["pillet"] == {"lambda_id": 0.5}
     assert cfg.data.root is None
 
 
