@@ -116,7 +116,8 @@ _SHORT_VAGAN = {"vagan": {"boost_first": 0}}
 
 
 def _quick() -> Config:
-    return Config(preset="quick", train=TrainConfig(iterations=1500, batch_size=4, checkpoint_every=500),
+    return Config(preset="quick", train=TrainConfig(iterations=1000, batch_size=4, checkpoint_every=250),
+                  classifier=ClassifierConfig(iterations=300, eval_every=100),
                   method=copy.deepcopy(_SHORT_VAGAN))
 
 

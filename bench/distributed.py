@@ -59,6 +59,10 @@ def init_from_env(device_type: str = "cpu") -> bool:
         return False
     if device_type == "cuda":
         torch.cuda.set_device(info.local_rank)
+    else:
+        # processes on one CPU share its cores; more threads than cores makes OpenMP crawl
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     dist.init_process_group(backend=backend_for(device_type), rank=info.rank, world_size=info.world_size)
     return True
 

@@ -162,3 +162,20 @@ def test_score_external_maps(smoke_cfg: Config, smoke_data, tmp_path: Path, caps
     bad.write_bytes(b"nope")
     assert main(["score", "--maps", str(bad), "--data", smoke_cfg.data.root, "--preset", "smoke"]) == 2
     assert "not a readable .npz" in capsys.readouterr().err
+
+
+def test_smoke_run_of_every_method(smoke_cfg: Config, tmp_path: Path) -> None:
+    """End to end: every registered method trains at smoke and gets every figure it can have."""
+    result = run_benchmark("all", smoke_cfg, runs_root=tmp_path / "runs", progress=False)
+    assert result.ok, {n: m["error"] for n, m in result.record["methods"].items() if m["error"]}
+    methods = result.record["methods"]
+    assert {"stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan", "chexnet_cam", "chexnet_ig"} <= set(methods)
+    for name, entry in methods.items():
+        figures = entry["metrics"]
+        for key in ("pooled_auc", "pixel_auc", "hit_rate", "miou", "energy", "mask_pooled_auc"):
+            assert figures[key]["value"] is not None and 0.0 <= figures[key]["value"] <= 1.0, (name, key)
+        translates = registry.get_method_class(name).translates
+        assert ("change_rate_p2h" in figures) == translates, name
+        assert ("accuracy_all2h" in figures) == translates, name
+    report = (result.run_dir / "report.md").read_text()
+    assert "PILLET-GAN w/o SAB" in report and "CheXNet-CAM" in report

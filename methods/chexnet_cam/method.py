@@ -106,6 +106,8 @@ class _ChexNetMethod(Method):
 class ChexNetCAM(_ChexNetMethod):
     """CheXNet-CAM: class activation map of the Pneumonia logit (Rajpurkar et al. 2017)."""
 
+    title = "CheXNet-CAM"
+
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """Bilinearly upsampled, ReLU'd Grad-CAM (= CAM up to scale) at image size (B, H, W)."""
         model = self._ready().eval()
@@ -127,6 +129,8 @@ class IGParams:
 @register_method("chexnet_ig")
 class ChexNetIG(_ChexNetMethod):
     """Integrated Gradients of the shared CheXNet classifier's Pneumonia logit."""
+
+    title = "CheXNet-IG"
 
     Params = IGParams
 

@@ -28,6 +28,8 @@ class FixedPointParams(StarGANParams):
 class FixedPoint(StarGAN):
     """Fixed-Point GAN (Siddiquee et al. 2019): G(x, t) = tanh(x + Delta(x, t)), identity-trained."""
 
+    title = "Fixed-Point GAN"
+
     Params = FixedPointParams
 
     def build_generator(self) -> nn.Module:

@@ -39,6 +39,8 @@ def masked_l1(a: torch.Tensor, b: torch.Tensor, keep: torch.Tensor) -> torch.Ten
 class Pillet(StarGAN):
     """PILLET-GAN (the paper): StarGAN trunk, spatial attention and mixing blocks, G(x, t) = x + L_mixed."""
 
+    title = "PILLET-GAN"
+
     Params = PilletParams
     use_sab: bool = True
 
@@ -59,5 +61,7 @@ class Pillet(StarGAN):
 @register_method("pillet_nosab")
 class PilletNoSAB(Pillet):
     """The paper's ablation: PILLET-GAN with SAB(G') replaced by 0."""
+
+    title = "PILLET-GAN w/o SAB"
 
     use_sab = False

@@ -37,6 +37,8 @@ def classification(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 class StarGAN(GANMethod):
     """StarGAN (Choi et al. 2018): conditional generator G(x, t), PatchGAN critic with a domain classifier."""
 
+    title = "StarGAN"
+
     Params = StarGANParams
 
     def build_generator(self) -> nn.Module:

@@ -35,6 +35,8 @@ class VAGANParams(GANParams):
 class VAGAN(GANMethod):
     """VA-GAN (Baumgartner et al. 2018): additive map M(x), Healthy translation tanh(x + M(x))."""
 
+    title = "VA-GAN"
+
     Params = VAGANParams
 
     def build_generator(self) -> nn.Module:
