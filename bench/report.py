@@ -98,7 +98,7 @@ def roc_figure(runs: Sequence[Any], out: Path) -> None:
     for color, run in zip(palette, runs):
         if run.error is None and run.evals and run.evals[0].roc is not None:
             roc = run.evals[0].roc
-            auc = float(np.trapezoid(roc["tpr"], roc["fpr"]))
+            auc = float(np.mean([e.figures["pooled_auc"].value for e in run.evals]))
             ax.plot(roc["fpr"], roc["tpr"], color=color, lw=1.6, label=f"{title(run.name)} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate (pixels outside boxes)",

@@ -30,8 +30,8 @@ class PreparedData:
 
     @property
     def manifest_hash(self) -> str:
-        """Hash identifying the exact images, labels and preprocessing (the cache key)."""
-        return self.cache.key
+        """Hash of the exact data a run sees (ids, domains, boxes, decoded pixels at the working size)."""
+        return self.cache.content_hash
 
     @property
     def problems(self) -> list[Problem]:

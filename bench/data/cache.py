@@ -24,7 +24,7 @@ from bench.data.dicom import read_dicom, resize_area
 from bench.data.rsna import MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
 from bench.errors import DataError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def lesionbench_home() -> Path:
@@ -89,6 +89,7 @@ class Cache:
     masks: np.ndarray | None  # (N, S, S) uint8 {0, 1} memmap, synthetic data only
     missing: list[str]
     problems: list[Problem]
+    content_hash: str = ""  # hash of what the cache holds: ids, domains, boxes, pixels, masks
     reused: bool = False
 
 
@@ -119,6 +120,19 @@ def _decode_one(labels: Labels, pat: Patient, size: int) -> tuple[np.ndarray, np
     if lay.masks is not None:
         mask = _load_mask(lay.masks / f"{pat.patient_id}.png", size)
     return resize_area(dec.image, size), boxes_xyxy(pat.boxes, dec.rows, dec.cols, size), mask
+
+
+def content_hash(patients: list[Patient], boxes: np.ndarray, images: np.ndarray, masks: np.ndarray | None) -> str:
+    """Hash of the data a run sees (decoded pixels included), independent of file times and places,
+    so the same data gives the same hash on every machine."""
+    h = hashlib.sha256()
+    h.update(json.dumps([[p.patient_id, p.cls, p.domain] for p in patients]).encode())
+    h.update(np.ascontiguousarray(boxes, dtype=np.float32).tobytes())
+    for block in range(0, len(images), 256):
+        h.update(np.ascontiguousarray(images[block:block + 256]).tobytes())
+        if masks is not None:
+            h.update(np.ascontiguousarray(masks[block:block + 256]).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progress: bool) -> None:
@@ -153,6 +167,8 @@ def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progre
         images.flush()
         if masks is not None:
             masks.flush()
+        content = content_hash(kept, boxes[: len(kept)], images[: len(kept)],
+                               None if masks is None else masks[: len(kept)])
         index = {
             "version": CACHE_VERSION,
             "key": key,
@@ -166,6 +182,7 @@ def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progre
             "missing": missing,
             "problems": [[p.path, p.what, p.row] for p in problems],
             "has_masks": masks is not None,
+            "content_hash": content,
         }
         (tmp / "index.json").write_text(json.dumps(index))
         del images, masks
@@ -196,6 +213,7 @@ def _open(dest: Path, reused: bool) -> Cache:
         masks=masks,
         missing=index["missing"],
         problems=[Problem(p, w, r) for p, w, r in index["problems"]],
+        content_hash=index["content_hash"],
         reused=reused,
     )
 

@@ -399,7 +399,7 @@ def train_classifier(
     """
     device = torch.device(device)
     checkpoint = Path(checkpoint)
-    key = classifier_key(cfg, train.cache.key)
+    key = classifier_key(cfg, train.cache.content_hash)
     trainer = ClassifierTrainer(cfg, train, val, key, device)
     if resume and checkpoint.is_file():
         trainer.restore(load_checkpoint(checkpoint, map_location=device), checkpoint)

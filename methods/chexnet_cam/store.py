@@ -88,7 +88,7 @@ def obtain_classifier(
     if c.weights:
         return ClassifierBundle(load_user_classifier(c.weights, device, c.channels_last), "user weights",
                                 None, Path(c.weights))
-    key = classifier_key(cfg, train.cache.key)
+    key = classifier_key(cfg, train.cache.content_hash)
     entry = classifier_store(store_dir) / key
     published = entry / WEIGHTS_NAME
     if published.is_file():

@@ -281,3 +281,15 @@ def test_no_image_folder_counts_every_image_missing(tmp_path: Path) -> None:
     shutil.rmtree(root / "stage_2_train_images")
     cache = prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
     assert cache.patient_ids == [] and len(cache.missing) == 4
+
+
+def test_content_hash_ignores_file_times_but_not_pixels(tmp_path: Path) -> None:
+    root = basic(tmp_path / "d")
+    first = prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
+    path = root / "stage_2_train_images" / "h1.dcm"
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    touched = prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
+    assert touched.key != first.key and touched.content_hash == first.content_hash
+    write_dicom(path, 255 - gradient(64, 64))
+    changed = prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
+    assert changed.content_hash != first.content_hash

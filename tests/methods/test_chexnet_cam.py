@@ -195,8 +195,8 @@ class _FakeSplit:
 
     domains = np.array([0, 1])
 
-    class cache:  # noqa: N801  (mimics RSNADataset.cache.key)
-        key = "fake"
+    class cache:  # noqa: N801  (mimics RSNADataset.cache.content_hash)
+        content_hash = "fake"
 
 
 # ----------------------------------------------------------------------------- training
