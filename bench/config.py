@@ -127,7 +127,7 @@ def _standard() -> Config:
         data=DataConfig(size=128),
         model=ModelConfig(width=32, n_res=4),
         train=TrainConfig(iterations=1200, batch_size=4, checkpoint_every=300),
-        classifier=ClassifierConfig(iterations=3000, eval_every=250),
+        classifier=ClassifierConfig(iterations=1000, eval_every=250),
         method=copy.deepcopy(_SHORT_VAGAN),
     )
 

@@ -19,37 +19,18 @@ import os
 import time
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import torch
 
 from bench.config import load_config
 from bench.device import resolve_device
 from methods.chexnet_cam.classifier import ClassifierTrainer
+from random_split import RandomSplit
 
 PRESETS = ["quick", "standard"]
 VARIANTS = ["fp32", "fp32+cl", "bf16", "bf16+cl"]
 ROUNDS = {"quick": 5, "standard": 3}
 ROWS: list[dict[str, object]] = []
-
-
-class RandomSplit:
-    """Random images in [-1, 1] with alternating domains, standing in for a dataset split."""
-
-    class cache:  # noqa: N801  (RSNADataset.cache.key)
-        key = "random"
-
-    def __init__(self, size: int, n: int = 64) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.images = torch.rand(n, 1, size, size, generator=g) * 2 - 1
-        self.domains = np.arange(n, dtype=np.int64) % 2
-
-    def __len__(self) -> int:
-        return len(self.domains)
-
-    def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        idx = np.asarray(idx)
-        return {"image": self.images[torch.from_numpy(idx)], "domain": torch.from_numpy(self.domains[idx])}
 
 
 def _bf16_native(device: torch.device) -> bool:

@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -37,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.config import load_config
 from bench.gan import GANMethod, GANTrainer, Sampler
 from bench.registry import create_method
+from random_split import RandomSplit
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 PRESETS = ["quick", "standard"]
@@ -44,22 +44,6 @@ PRECISIONS = ["fp32", "bf16"]
 CYCLE = 5  # critic steps per generator step
 ROUNDS = {"quick": 3, "standard": 2}
 ROWS: list[dict[str, object]] = []
-
-
-class RandomSplit:
-    """Random images in [-1, 1] with alternating domains, standing in for a dataset split."""
-
-    def __init__(self, size: int, n: int = 64) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.images = torch.rand(n, 1, size, size, generator=g) * 2 - 1
-        self.domains = np.arange(n, dtype=np.int64) % 2
-
-    def __len__(self) -> int:
-        return len(self.domains)
-
-    def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
-        idx = np.asarray(idx)
-        return {"image": self.images[torch.from_numpy(idx)], "domain": torch.from_numpy(self.domains[idx])}
 
 
 class _GlobalOnly(nullcontext):
