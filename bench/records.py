@@ -884,8 +884,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         raise BenchError(f"no run under {runs_root} has metric {metric!r}"
                          + (f" for method {args.method!r}" if getattr(args, "method", None) else ""))
     print(format_history(df))
-    if getattr(args, "plot", None):
-        print(f"wrote {plot_history(df, args.plot)}")
+    plot = getattr(args, "plot", None) or runs_root / f"history_{metric}.png"
+    print(f"wrote {plot_history(df, plot)}")
     return 0
 
 
@@ -947,6 +947,6 @@ def add_record_commands(sub: Any) -> None:
                                    "oldest first, with 95% CIs.")
     p.add_argument("--metric", default="pooled_auc", help="metric name (default pooled_auc)")
     p.add_argument("--method", help="only this method (default: every method with the metric)")
-    p.add_argument("--plot", metavar="FILE.png", help="also draw the history to this PNG")
+    p.add_argument("--plot", metavar="FILE.png", help="where to draw the plot (default <runs>/history_<metric>.png)")
     _add_location_args(p, baselines=False)
     p.set_defaults(func=cmd_history)
