@@ -179,3 +179,17 @@ def test_smoke_run_of_every_method(smoke_cfg: Config, tmp_path: Path) -> None:
         assert ("accuracy_all2h" in figures) == translates, name
     report = (result.run_dir / "report.md").read_text()
     assert "PILLET-GAN w/o SAB" in report and "CheXNet-CAM" in report
+
+
+def test_seeds_and_paper_figures_in_report(smoke_cfg: Config, tmp_path: Path, test_methods) -> None:
+    from bench.report import render
+
+    result = run_benchmark("t_identity", smoke_cfg, n_seeds=2, runs_root=tmp_path / "runs", progress=False)
+    assert result.record["seeds"] == [smoke_cfg.train.seed, smoke_cfg.train.seed + 1]
+    fig = result.record["methods"]["t_identity"]["metrics"]["pooled_auc"]
+    assert fig["seed_std"] is not None
+    synthetic = render(result.record)
+    assert "(paper)" not in synthetic and "±" in synthetic
+    result.record["data"]["synthetic"] = False
+    real = render(result.record)
+    assert "P→H (paper)" in real and "85.31" in real and "0.83" in real
