@@ -1,8 +1,6 @@
 """Data layer: RSNA reader, decode-once cache, built-in synthetic radiographs, torch dataset."""
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,13 +83,3 @@ def open_data(cfg: DataConfig, progress: bool = True) -> PreparedData:
         val=RSNADataset(cache, idx["val"]),
         split_counts=split_counts(labels, cfg),
     )
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes (short form)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-def describe(data: PreparedData) -> str:
-    """A short JSON-able description line of the data, for logs."""
-    return json.dumps({"root": str(data.root), "train": len(data.train), "val": len(data.val), "key": data.manifest_hash})
