@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from bench import records
 from bench.checkpoint import atomic_write_text
@@ -60,8 +62,9 @@ def resolve_methods(spec: str) -> list[str]:
 class Stopwatch:
     """Wall time per named stage, in seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, announce: bool = False) -> None:
         self.times: dict[str, float] = {}
+        self.announce = announce
 
     def stage(self, name: str) -> "_Timer":
         """Context manager adding the elapsed time of its block to ``name``."""
@@ -73,6 +76,8 @@ class _Timer:
         self.watch, self.name = watch, name
 
     def __enter__(self) -> None:
+        if self.watch.announce:
+            tqdm.write(f"== {self.name}", file=sys.stderr)
         self.t0 = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
@@ -144,7 +149,7 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
         raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
     names = resolve_methods(method_spec)
     seeds = [cfg.train.seed + k for k in range(n_seeds)]
-    watch, log = Stopwatch(), []
+    watch, log = Stopwatch(announce=progress), []
     started = datetime.now(timezone.utc)
     with watch.stage("data"):
         data = open_data(cfg.data, progress=progress)
