@@ -182,6 +182,22 @@ def evaluate(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConf
     return result
 
 
+@torch.no_grad()
+def untranslated_accuracy(ds: RSNADataset, judge: Judge, cfg: EvalConfig) -> dict[str, Figure]:
+    """Table 1's reference column: the share of real, untranslated images judged Healthy."""
+    n = len(ds)
+    probs = np.zeros(n)
+    for start in range(0, n, cfg.batch_size):
+        idx = np.arange(start, min(n, start + cfg.batch_size))
+        probs[idx] = judge.probs(ds.batch(idx)["image"])
+    out: dict[str, Figure] = {}
+    for key, sel in _group_masks(np.asarray(ds.domains)).items():
+        for prefix, threshold in (("accuracy", judge.threshold), ("accuracy05", 0.5)):
+            healthy = metrics.accuracy_healthy(probs[sel], threshold).astype(float)
+            out[f"{prefix}_{key}"] = _mean_figure(healthy, cfg, "none", "accuracy")
+    return out
+
+
 def pick_examples(ds: RSNADataset, n: int) -> list[str]:
     """The first ``n`` Pneumonia and ``n`` Healthy validation patientIds (for the qualitative figure)."""
     pneu = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == 1)[:n]]

@@ -26,7 +26,7 @@ from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData, open_data
 from bench.device import resolve_device
 from bench.errors import BenchError
-from bench.evaluate import MethodEval, evaluate, pick_examples
+from bench.evaluate import MethodEval, evaluate, pick_examples, untranslated_accuracy
 from bench.registry import get_method_class, list_methods
 from bench.runner import train_method
 
@@ -157,6 +157,7 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
         raise BenchError(f"{data.root}: the validation split has no Pneumonia images to evaluate")
     with watch.stage("evaluator"):
         judge = get_evaluator(cfg, data, progress=progress)
+        reference = untranslated_accuracy(data.val, judge, cfg.eval)
     examples = pick_examples(data.val, cfg.eval.n_qualitative)
     runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress) for n in names]
 
@@ -167,6 +168,7 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     tmp.mkdir(parents=True)
     try:
         record = _record(run_dir.name, started, commit, dirty, cfg, seeds, data, judge, runs, watch)
+        record["evaluator"]["untranslated"] = {k: f.as_dict() for k, f in reference.items()}
         per_image_frame(runs, seeds, data).to_csv(tmp / "per_image.csv", index=False)
         with watch.stage("report"):
             write_report(tmp, record, runs, data, examples)

@@ -64,8 +64,11 @@ def translation_table(record: dict[str, Any], prefix: str, scale: float, digits:
     if not names:
         return "_No translation method in this run._"
     ok = _ok(record)
-    rows = [[label] + [fmt(ok[n].get(f"{prefix}_{key}"), scale, digits) for n in names] for key, label in GROUPS.items()]
-    return _table([""] + [title(n) for n in names], rows)
+    reference = record.get("evaluator", {}).get("untranslated", {}) if prefix.startswith("accuracy") else {}
+    rows = [[label] + ([fmt(reference.get(f"{prefix}_{key}"), scale, digits)] if reference else [])
+            + [fmt(ok[n].get(f"{prefix}_{key}"), scale, digits) for n in names] for key, label in GROUPS.items()]
+    header = [""] + (["real images, not translated"] if reference else []) + [title(n) for n in names]
+    return _table(header, rows)
 
 
 def paper_table(values: dict[str, tuple[float, ...]], digits: int) -> str:
@@ -194,7 +197,8 @@ def render(record: dict[str, Any]) -> str:
         evaluator_line(ev),
         "## Table 1: accuracy after translation to Healthy (%)",
         "Share of translated validation images that the evaluator classifies as Healthy at the Youden threshold "
-        "fixed on real validation images.",
+        "fixed on real validation images. The first column is the same share for the real images before any "
+        "translation: a method helps only where it beats that column.",
         translation_table(record, "accuracy", 100, 1),
         "At a threshold of 0.5:",
         translation_table(record, "accuracy05", 100, 1),

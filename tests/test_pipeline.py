@@ -124,10 +124,12 @@ def test_run_writes_complete_folder_and_survives_a_failure(smoke_cfg: Config, tm
     # G(x) = x: nothing changes, and the stub judge calls nothing Healthy
     assert ident["metrics"]["change_rate_all2h"]["value"] == 0.0
     assert ident["metrics"]["accuracy_p2h"]["value"] == 0.0
+    assert record["evaluator"]["untranslated"]["accuracy_all2h"]["value"] == 0.0  # the stub judges all Pneumonia
     assert 0.0 <= ident["metrics"]["pooled_auc"]["value"] <= 1.0
     assert record["methods"]["t_broken"] == {"status": "failed", "error": "RuntimeError: deliberate failure", "metrics": {}}
     report = (run / "report.md").read_text()
-    for heading in ("Table 1", "Table 2", "Table 3", "roc.png", "qualitative.png", "Failures", "Provenance"):
+    for heading in ("Table 1", "Table 2", "Table 3", "roc.png", "qualitative.png", "Failures", "Provenance",
+                    "real images, not translated"):
         assert heading in report
     assert "paper" not in report.split("## Table 1")[1].split("## Table 2")[0]  # synthetic data: no paper rows
     assert not list((tmp_path / "runs").glob(".*"))  # no temporary folder left behind
