@@ -44,15 +44,21 @@ def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def load_trained(name: str, cfg: Config, out_dir: Path) -> Method | None:
-    """The trained method saved in ``out_dir``, or None when it has not finished training."""
+def load_trained(name: str, cfg: Config, out_dir: Path, data_hash: str) -> Method | None:
+    """The trained method saved in ``out_dir``, or None when it has not finished training.
+
+    A model trained with other settings or on other data is an error, never silently reused.
+    """
     path = out_dir / FINAL
     if not path.is_file():
         return None
     saved = load_checkpoint(path)
     if saved.get("method") != name:
         raise BenchError(f"{path}: holds method {saved.get('method')!r}, not {name!r}")
-    method = create_method(name, from_dict(saved["config"]) if cfg is None else cfg)
+    theirs = training_key(name, from_dict(saved["config"]), saved.get("data_hash", ""))
+    if theirs != training_key(name, cfg, data_hash):
+        raise BenchError(f"{path}: was trained with other settings or data; choose another --out or train without --resume")
+    method = create_method(name, cfg)
     method.load_state_dict(saved["state"])
     return method
 
@@ -62,7 +68,7 @@ def train_method(name: str, cfg: Config, data: PreparedData, out_dir: Path | Non
     """Train ``name`` (or reuse its finished checkpoint) and return it with its folder."""
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, cfg, data)
     if resume:
-        done = load_trained(name, cfg, out_dir)
+        done = load_trained(name, cfg, out_dir, data.manifest_hash)
         if done is not None:
             return done, out_dir
     method = create_method(name, cfg)

@@ -195,3 +195,25 @@ def test_seeds_and_paper_figures_in_report(smoke_cfg: Config, tmp_path: Path, te
     result.record["data"]["synthetic"] = False
     real = render(result.record)
     assert "P→H (paper)" in real and "85.31" in real and "0.83" in real
+
+
+def test_finished_model_reused_only_for_the_same_settings(smoke_cfg: Config, smoke_data, tmp_path: Path,
+                                                          test_methods, monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+
+    from bench.errors import BenchError
+    from bench.runner import train_method
+
+    _, out = train_method("t_identity", smoke_cfg, smoke_data, tmp_path / "m", progress=False)
+    assert (out / "final.pt").is_file()
+
+    def no_training(self, ctx) -> None:
+        raise AssertionError("a finished model was trained again")
+
+    monkeypatch.setattr(_Identity, "fit", no_training)
+    again, _ = train_method("t_identity", smoke_cfg, smoke_data, out, progress=False)
+    assert isinstance(again, _Identity)
+    other = copy.deepcopy(smoke_cfg)
+    other.train.iterations += 1
+    with pytest.raises(BenchError, match="trained with other settings"):
+        train_method("t_identity", other, smoke_data, out, progress=False)
