@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 
 def _umask() -> int:
@@ -71,5 +71,4 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"{path}: not a readable checkpoint ({first})") from None
+        raise BenchError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None

@@ -2,6 +2,15 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message (libraries often add pages of detail);
+    ``default`` (the exception's type name when None) if the message is empty."""
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(exc).__name__ if default is None else default
+
+
 class BenchError(Exception):
     """An error caused by the user's input or environment; the CLI prints it as one line."""
 

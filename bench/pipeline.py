@@ -25,7 +25,7 @@ from bench.checkpoint import atomic_write_text
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData, open_data
 from bench.device import resolve_device
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.evaluate import MethodEval, evaluate, pick_examples, untranslated_accuracy
 from bench.registry import get_method_class, list_methods
 from bench.runner import train_method
@@ -101,8 +101,7 @@ def _run_method(name: str, cfg: Config, seeds: list[int], data: PreparedData, ju
             with watch.stage(f"evaluate {name}"):
                 run.evals.append(evaluate(method, data.val, judge, cfg.eval, examples, progress))
     except Exception as exc:  # one method's failure must not lose the others' results
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        run.error = f"{type(exc).__name__}: {first}"
+        run.error = f"{type(exc).__name__}: {first_line(exc, default='')}"
         log.append(f"== {name}\n{traceback.format_exc()}")
     return run
 

@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from bench.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 SCHEMA = 1
 RECORD_FILE = "record.json"
@@ -342,8 +342,7 @@ def load_per_image(run: str | Path, missing_ok: bool = False,
     try:
         frame = pd.read_csv(csv, dtype={"method": str, "patientId": str, "domain": str, "metric": str})
     except (OSError, ValueError, EOFError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"{csv}: unreadable per-image values ({first})") from None
+        raise BenchError(f"{csv}: unreadable per-image values ({first_line(exc)})") from None
     missing = [c for c in PER_IMAGE_COLUMNS if c not in frame.columns]
     if missing:
         raise BenchError(f"{csv}: per-image values lack column(s) {', '.join(missing)}")

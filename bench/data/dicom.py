@@ -17,7 +17,7 @@ import pydicom
 from PIL import Image
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from bench.errors import DataError
+from bench.errors import DataError, first_line
 
 
 @dataclass
@@ -27,11 +27,6 @@ class Decoded:
     image: np.ndarray  # uint8 (rows, cols)
     rows: int
     cols: int
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Collect(logging.Handler):
@@ -59,7 +54,7 @@ def read_header(path: str | Path) -> pydicom.Dataset:
     except FileNotFoundError:
         raise DataError(path, "image file is missing") from None
     except Exception as exc:  # pydicom raises many types on corrupt input
-        raise DataError(path, f"not a readable DICOM file ({_first_line(exc)})") from None
+        raise DataError(path, f"not a readable DICOM file ({first_line(exc)})") from None
     finally:
         logger.removeHandler(collect)
         logger.propagate = propagate
@@ -110,7 +105,7 @@ def read_dicom(path: str | Path) -> Decoded:
             warnings.simplefilter("ignore")
             pixels = ds.pixel_array
     except Exception as exc:  # decoder errors: truncated data, missing plugin, ...
-        raise DataError(path, f"pixel data cannot be decoded ({_first_line(exc)})") from None
+        raise DataError(path, f"pixel data cannot be decoded ({first_line(exc)})") from None
     if pixels.shape != (rows, cols):
         raise DataError(path, f"decoded pixels have shape {pixels.shape}, header says {rows}x{cols}")
     return Decoded(to_uint8(ds, pixels), rows, cols)
