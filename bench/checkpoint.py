@@ -1,6 +1,7 @@
 """Atomic checkpoint and file writing; checkpoints load with ``weights_only=True``."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -49,6 +50,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
+    """Render a matplotlib figure to PNG and write it atomically (``savefig`` options pass through)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:

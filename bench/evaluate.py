@@ -88,7 +88,7 @@ def collect_outputs(method: Method, ds: RSNADataset, judge: Judge | None, cfg: E
         idx = np.arange(start, min(n, start + cfg.batch_size))
         batch = ds.batch(idx)
         x = batch["image"].to(method.device)
-        maps[idx] = _map_at(method.localize(x), size)
+        maps[idx] = resize_maps(method.localize(x), size)
         boxes[idx] = batch["box_mask"][:, 0].numpy() > 0.5
         if lesions is not None:
             lesions[idx] = batch["lesion_mask"][:, 0].numpy() > 0.5
@@ -101,7 +101,7 @@ def collect_outputs(method: Method, ds: RSNADataset, judge: Judge | None, cfg: E
     return Outputs(list(ds.patient_ids), np.asarray(ds.domains), maps, boxes, lesions, change, p_trans)
 
 
-def _map_at(m: torch.Tensor, size: int) -> np.ndarray:
+def resize_maps(m: torch.Tensor, size: int) -> np.ndarray:
     """A (B, h, w) map as float32 numpy at (B, size, size), resized bilinearly when needed."""
     m = m.detach().float()
     if m.shape[-2:] != (size, size):

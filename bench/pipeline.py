@@ -168,7 +168,7 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     try:
         record = _record(run_dir.name, started, commit, dirty, cfg, seeds, data, judge, runs, watch)
         record["evaluator"]["untranslated"] = {k: f.as_dict() for k, f in reference.items()}
-        per_image_frame(runs, seeds, data).to_csv(tmp / "per_image.csv", index=False)
+        records.write_per_image(tmp, per_image_frame(runs, seeds, data))
         with watch.stage("report"):
             write_report(tmp, record, runs, data, examples)
         record["times"] = dict(watch.times)

@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import importlib.metadata
-import io
 import json
 import math
 import os
@@ -62,7 +61,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from bench.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
+from bench.checkpoint import atomic_write_bytes, atomic_write_figure, atomic_write_json, atomic_write_text
 from bench.errors import BenchError, first_line
 
 SCHEMA = 1
@@ -832,10 +831,7 @@ def plot_history(df: pd.DataFrame, out_png: str | Path) -> Path:
     ax.set(xlabel="run", ylabel=metric, title=f"{metric} across runs (95% CI)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    atomic_write_bytes(out_png, buf.getvalue())
-    return Path(out_png)
+    return atomic_write_figure(fig, out_png, bbox_inches="tight")
 
 
 # Command line

@@ -5,16 +5,16 @@ paper's figures appear only for real RSNA data and are labelled as the paper's.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from bench import paper
-from bench.checkpoint import atomic_write_bytes, atomic_write_text
+from bench.checkpoint import atomic_write_figure, atomic_write_text
 from bench.data import PreparedData
 from bench.evaluate import GROUPS
+from bench.records import markdown_table as _table
 from bench.registry import get_method_class
 
 LOCALIZATION_COLUMNS = [
@@ -42,12 +42,6 @@ def fmt(fig: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
     if ci and ci[0] is not None and ci[1] is not None:
         text += f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
     return text
-
-
-def _table(header: Sequence[str], rows: list[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def _ok(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -147,10 +141,8 @@ def qualitative_figure(runs: Sequence[Any], data: PreparedData, examples: list[s
 def _save(fig: Any, out: Path) -> None:
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    atomic_write_figure(fig, out, dpi=110)
     plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
 
 
 def provenance(record: dict[str, Any]) -> str:

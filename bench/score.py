@@ -16,7 +16,7 @@ import torch
 from bench.config import Config
 from bench.data import PreparedData, RSNADataset
 from bench.errors import BenchError
-from bench.evaluate import Figure, MethodEval, localization_figures, Outputs
+from bench.evaluate import Figure, MethodEval, Outputs, localization_figures, resize_maps
 
 
 def load_maps(path: Path) -> dict[str, np.ndarray]:
@@ -38,13 +38,6 @@ def load_maps(path: Path) -> dict[str, np.ndarray]:
     return maps
 
 
-def _resize(m: np.ndarray, size: int) -> np.ndarray:
-    if m.shape == (size, size):
-        return m
-    t = torch.from_numpy(m)[None, None]
-    return torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
-
-
 def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, split: str = "val") -> dict[str, Any]:
     """Localization figures of external maps against the data's boxes (and exact masks)."""
     ds: RSNADataset = data.val if split == "val" else RSNADataset(data.cache, np.arange(len(data.cache.patient_ids)))
@@ -61,7 +54,7 @@ def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, spl
     out = Outputs(
         patient_ids=used,
         domains=np.asarray(ds.domains[idx]),
-        maps=np.stack([_resize(maps[p], ds.size) for p in used]),
+        maps=np.stack([resize_maps(torch.from_numpy(maps[p])[None], ds.size)[0] for p in used]),
         box_masks=batch["box_mask"][:, 0].numpy() > 0.5,
         lesion_masks=batch["lesion_mask"][:, 0].numpy() > 0.5 if "lesion_mask" in batch else None,
     )

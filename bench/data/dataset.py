@@ -8,24 +8,13 @@ import torch
 from torch.utils.data import Dataset
 
 from bench.data.cache import Cache
+from bench.metrics import rasterize_boxes
 
 
 def to_unit(images: np.ndarray) -> torch.Tensor:
     """uint8 images (..., H, W) -> float32 tensor (..., 1, H, W) mapped linearly to [-1, 1]."""
     t = torch.from_numpy(np.ascontiguousarray(images)).float()
     return (t / 127.5 - 1.0).unsqueeze(-3)
-
-
-def rasterize(boxes: np.ndarray, n_boxes: np.ndarray, size: int) -> np.ndarray:
-    """Union masks (N, size, size) of boxes x0,y0,x1,y1: a pixel is in when its centre is."""
-    centres = np.arange(size, dtype=np.float32) + 0.5
-    out = np.zeros((len(boxes), size, size), dtype=bool)
-    for i in range(len(boxes)):
-        for x0, y0, x1, y1 in boxes[i, : n_boxes[i]]:
-            rows = (centres >= y0) & (centres < y1)
-            cols = (centres >= x0) & (centres < x1)
-            out[i] |= rows[:, None] & cols[None, :]
-    return out
 
 
 class RSNADataset(Dataset):
@@ -58,7 +47,7 @@ class RSNADataset(Dataset):
             "domain": torch.from_numpy(self.domains[idx]),
             "boxes": torch.from_numpy(self.boxes[idx]),
             "n_boxes": torch.from_numpy(self.n_boxes[idx]),
-            "box_mask": torch.from_numpy(rasterize(self.boxes[idx], self.n_boxes[idx], self.size)).unsqueeze(1).float(),
+            "box_mask": torch.from_numpy(rasterize_boxes(self.boxes[idx], self.n_boxes[idx], self.size)).unsqueeze(1).float(),
             "patientId": [self.patient_ids[i] for i in idx],
         }
         if self.has_lesion_masks:

@@ -1,14 +1,13 @@
 """Looking at a data folder: counts (``data info``) and a contact sheet (``data preview``)."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from bench.checkpoint import atomic_write_bytes
+from bench.checkpoint import atomic_write_figure
 from bench.config import DataConfig
 from bench.data import PreparedData, RSNADataset, split_counts
 from bench.data.dicom import read_header
@@ -108,8 +107,6 @@ def preview_sheet(data: PreparedData, out: Path, n: int = 12, columns: int = 4) 
         ax.axis("off")
     fig.suptitle(f"{data.root.name}: {ds.size}px, boxes red" + (", exact lesion masks cyan" if ds.has_lesion_masks else ""), fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    atomic_write_figure(fig, out, dpi=100)
     plt.close(fig)
-    atomic_write_bytes(out, buf.getvalue())
     return out
