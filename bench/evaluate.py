@@ -94,8 +94,9 @@ def collect_outputs(method: Method, ds: RSNADataset, judge: Judge | None, cfg: E
             lesions[idx] = batch["lesion_mask"][:, 0].numpy() > 0.5
         if method.translates:
             y = method.translate(x, HEALTHY).float()
+            x_np, y_np = x.cpu().numpy(), y.cpu().numpy()
             for t in tolerances:
-                change[t][idx] = metrics.pixel_change_rate(x.cpu().numpy(), y.cpu().numpy(), tol=t)
+                change[t][idx] = metrics.pixel_change_rate(x_np, y_np, tol=t)
             if p_trans is not None:
                 p_trans[idx] = judge.probs(y)
     return Outputs(list(ds.patient_ids), np.asarray(ds.domains), maps, boxes, lesions, change, p_trans)
