@@ -79,7 +79,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     c = data.cache
     state = "reused" if c.reused else f"built in {time.perf_counter() - t0:.1f} s"
     print(f"cache {c.path} ({state}): {len(c.patient_ids):,} images at {c.size}px, "
-          f"{len(c.missing):,} missing, {len(c.problems):,} skipped; train {len(data.train):,}, val {len(data.val):,}")
+          f"{len(c.missing):,} missing, {len(c.problems):,} skipped; train {len(data.train):,}, tune {len(data.tune):,}, test {len(data.test):,}")
     for p in data.problems[:10]:
         print(f"  skipped: {p}")
     return 0
@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--maps", required=True, metavar="FILE.npz", help="one float array per patientId, any resolution")
     _add_config_args(p)
     p.add_argument("--name", default="external", help="method name in the table")
-    p.add_argument("--split", choices=["val", "all"], default="val", help="images scored (default: validation split)")
+    p.add_argument("--split", choices=["test", "tune", "all"], default="test", help="images scored (default: test split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_score)
 

@@ -29,7 +29,8 @@ class DataConfig:
     include_not_normal: bool = False  # count 'No Lung Opacity / Not Normal' as Healthy
     strict: bool = False  # every data problem is an error instead of a counted skip
     split_seed: int = 0
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # share of patients in the test split (the paper's validation split)
+    tune_fraction: float = 0.1  # share of the remaining patients in the tune split (all choices are made there)
     synth_pneumonia: int = 600
     synth_healthy: int = 900
     synth_size: int = 256

@@ -3,9 +3,10 @@
 ``get_evaluator`` returns the classifier trained for these data and settings, loading it from
 the shared store when chexnet_cam, chexnet_ig or an earlier evaluation already trained it
 (:mod:`methods.chexnet_cam.store`), loading user weights when ``cfg.classifier.weights`` is set,
-and training it otherwise. Its decision threshold is fixed once on the real validation images by
+and training it otherwise (early stopping on the tune split). Its decision threshold is fixed once on
+the real tune images (never on the test images it judges) by
 Youden's J (maximum of tpr - fpr over sklearn's ``roc_curve``, :mod:`bench.metrics`); an image
-is classified Healthy when P(pneumonia) < threshold. The classifier's own validation AUC is
+is classified Healthy when P(pneumonia) < threshold. The classifier's own AUC on the real test images is
 reported beside it, since an evaluator that cannot tell real Pneumonia from Healthy makes the
 table meaningless. Trained evaluators are also kept in memory for the process, keyed by settings,
 data, store folder and device.
@@ -46,11 +47,12 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Evaluator:
-    """The trained classifier with its Youden threshold and validation AUC on real images."""
+    """The trained classifier with its Youden threshold (from tune) and its AUC on real test images."""
 
     model: DenseNetClassifier
     threshold: float
-    val_auc: float
+    test_auc: float
+    tune_auc: float = float("nan")
     batch_size: int = 32
     bf16: bool = False
     channels_last: bool = False
@@ -67,18 +69,22 @@ class Evaluator:
         return accuracy_healthy(self.probs(images), t).astype(bool)
 
     def describe(self) -> dict[str, Any]:
-        """Threshold, validation AUC (None if undefined) and the classifier's origin, for the run record."""
-        auc = self.val_auc if math.isfinite(self.val_auc) else None
-        return {"threshold": self.threshold, "val_auc": auc, **self.info}
+        """Threshold and where it was fixed, AUCs (None if undefined) and the classifier's origin."""
+        def finite(v: float) -> float | None:
+            return float(v) if math.isfinite(v) else None
+
+        return {"threshold": self.threshold, "threshold_source": "tune", "test_auc": finite(self.test_auc),
+                "tune_auc": finite(self.tune_auc), **self.info}
 
 
 def build_evaluator(model: DenseNetClassifier, data: PreparedData, cfg: Config,
                     info: dict[str, Any] | None = None) -> Evaluator:
-    """Wrap a classifier: fix the Youden threshold and measure AUC on ``data.val``."""
+    """Wrap a classifier: fix the Youden threshold on ``data.tune``, measure its AUC on ``data.test``."""
     bf16, cl = cfg.train.bf16, cfg.classifier.channels_last
-    probs = _sigmoid(dataset_logits(model, data.val, cfg.eval.batch_size, bf16, cl))
-    labels = data.val.domains
-    return Evaluator(model.eval(), fixed_threshold(labels, probs), auc_or_nan(labels, probs),
+    tune_probs = _sigmoid(dataset_logits(model, data.tune, cfg.eval.batch_size, bf16, cl))
+    test_probs = _sigmoid(dataset_logits(model, data.test, cfg.eval.batch_size, bf16, cl))
+    return Evaluator(model.eval(), fixed_threshold(data.tune.domains, tune_probs),
+                     auc_or_nan(data.test.domains, test_probs), auc_or_nan(data.tune.domains, tune_probs),
                      cfg.eval.batch_size, bf16, cl, dict(info or {}))
 
 
@@ -97,6 +103,6 @@ def get_evaluator(cfg: Config, data: PreparedData, cache_dir: str | Path | None 
     dev = resolve_device(cfg.train.device if device is None else device)
     key = _memo_key(cfg, data, cache_dir, dev)
     if key not in _MEMO:
-        bundle = obtain_classifier(cfg, data.train, data.val, dev, store_dir=cache_dir, progress=progress)
+        bundle = obtain_classifier(cfg, data.train, data.tune, dev, store_dir=cache_dir, progress=progress)
         _MEMO[key] = build_evaluator(bundle.model, data, cfg, bundle.info())
     return _MEMO[key]

@@ -29,10 +29,13 @@ class NoParams:
 
 @dataclass
 class TrainContext:
-    """Everything a method needs to train: data, where to checkpoint, whether to resume."""
+    """Everything a method needs to train: data, where to checkpoint, whether to resume.
+
+    ``tune`` is the only split a method may choose on (early stopping, checkpoints, thresholds).
+    """
 
     train: RSNADataset
-    val: RSNADataset
+    tune: RSNADataset
     out_dir: Path
     resume: bool = False
     progress: bool = True

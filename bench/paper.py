@@ -20,4 +20,4 @@ CHANGE_RATE = {  # pixel change rate: P->H, H->H, P+H->H
     "pillet": (0.2612, 0.1061, 0.1664),
 }
 LOCALIZATION_AUC = {"pillet": 0.83}  # the paper reports PILLET's as the highest of the methods
-SPLIT = {"train": 13386, "val": 1487, "pneumonia": (5443, 579), "healthy": (7943, 908)}
+SPLIT = {"train": 13386, "test": 1487, "pneumonia": (5443, 579), "healthy": (7943, 908)}

@@ -99,7 +99,7 @@ def _run_method(name: str, cfg: Config, seeds: list[int], data: PreparedData, ju
             with watch.stage(f"train {name}"):
                 method, _ = train_method(name, scfg, data, progress=progress)
             with watch.stage(f"evaluate {name}"):
-                run.evals.append(evaluate(method, data.val, judge, cfg.eval, examples, progress))
+                run.evals.append(evaluate(method, data.test, judge, cfg.eval, examples, progress))
     except Exception as exc:  # one method's failure must not lose the others' results
         run.error = f"{type(exc).__name__}: {first_line(exc, default='')}"
         log.append(f"== {name}\n{traceback.format_exc()}")
@@ -128,7 +128,7 @@ def summarize(run: MethodRun) -> dict[str, Any]:
 
 def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData) -> pd.DataFrame:
     """Long table of per-image values: method, seed, patientId, domain, metric, value."""
-    domain = dict(zip(data.val.patient_ids, np.asarray(data.val.domains).tolist()))
+    domain = dict(zip(data.test.patient_ids, np.asarray(data.test.domains).tolist()))
     rows = []
     for run in runs:
         for seed, ev in zip(seeds, run.evals):
@@ -152,12 +152,12 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     started = datetime.now(timezone.utc)
     with watch.stage("data"):
         data = open_data(cfg.data, progress=progress)
-    if len(data.val) == 0 or not (data.val.domains == 1).any():
-        raise BenchError(f"{data.root}: the validation split has no Pneumonia images to evaluate")
+    if len(data.test) == 0 or not (data.test.domains == 1).any():
+        raise BenchError(f"{data.root}: the test split has no Pneumonia images to evaluate")
     with watch.stage("evaluator"):
         judge = get_evaluator(cfg, data, progress=progress)
-        reference = untranslated_accuracy(data.val, judge, cfg.eval)
-    examples = pick_examples(data.val, cfg.eval.n_qualitative)
+        reference = untranslated_accuracy(data.test, judge, cfg.eval)
+    examples = pick_examples(data.test, cfg.eval.n_qualitative)
     runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress) for n in names]
 
     commit, dirty = records.git_state(repo or Path.cwd())
@@ -184,7 +184,9 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
 
 def _record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg: Config, seeds: list[int],
             data: PreparedData, judge: Any, runs: list[MethodRun], watch: Stopwatch) -> dict[str, Any]:
-    n_val = {"pneumonia": int((data.val.domains == 1).sum()), "healthy": int((data.val.domains == 0).sum())}
+    def counts(ds: Any) -> dict[str, int]:
+        return {"pneumonia": int((ds.domains == 1).sum()), "healthy": int((ds.domains == 0).sum())}
+
     return {
         "schema": 1,
         "run_id": run_id,
@@ -197,7 +199,8 @@ def _record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg
         "versions": records.versions(),
         "device": records.device_description(resolve_device(cfg.train.device)),
         "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
-                 "n_val": n_val, "n_train": len(data.train), "split_counts": data.split_counts,
+                 "n_test": counts(data.test), "n_tune": len(data.tune),
+                 "n_tune_by_domain": counts(data.tune), "n_train": len(data.train), "split_counts": data.split_counts,
                  "missing": len(data.cache.missing), "skipped": len(data.problems)},
         "times": dict(watch.times),
         "evaluator": judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)},

@@ -10,7 +10,7 @@ Record format (``schema`` 1)::
      "config": {...}, "config_hash": str, "seeds": [int, ...], "versions": {package: version},
      "device": str,
      "data": {"root": str, "synthetic": bool, "manifest_hash": str,
-              "n_val": {"pneumonia": int, "healthy": int}, ...},
+              "n_test": {"pneumonia": int, "healthy": int}, "n_tune": int, ...},
      "times": {stage: seconds}, "evaluator": {...},
      "methods": {name: {"status": "ok" | "failed", "error": str | null,
                         "metrics": {metric: {"value": float | null, "ci": [lo, hi] | null,

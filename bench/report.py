@@ -99,7 +99,7 @@ def roc_figure(runs: Sequence[Any], out: Path) -> None:
             ax.plot(roc["fpr"], roc["tpr"], color=color, lw=1.6, label=f"{title(run.name)} (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate (pixels outside boxes)",
-           ylabel="true positive rate (pixels inside boxes)", title="Pooled pixel ROC, Pneumonia validation images")
+           ylabel="true positive rate (pixels inside boxes)", title="Pooled pixel ROC, Pneumonia test images")
     ax.legend(loc="lower right", fontsize=7)
     _save(fig, out)
 
@@ -113,9 +113,9 @@ def qualitative_figure(runs: Sequence[Any], data: PreparedData, examples: list[s
     from matplotlib.patches import Rectangle
 
     shown = [r for r in runs if r.error is None and r.evals]
-    position = {pid: i for i, pid in enumerate(data.val.patient_ids)}
+    position = {pid: i for i, pid in enumerate(data.test.patient_ids)}
     ids = [pid for pid in examples if pid in position]
-    batch = data.val.batch([position[p] for p in ids])
+    batch = data.test.batch([position[p] for p in ids])
     cols = 1 + len(shown)
     fig, axes = plt.subplots(len(ids), cols, figsize=(1.9 * cols, 1.95 * len(ids)), squeeze=False)
     for r, pid in enumerate(ids):
@@ -162,14 +162,14 @@ def provenance(record: dict[str, Any]) -> str:
 
 
 def evaluator_line(ev: dict[str, Any]) -> str:
-    """One sentence on the judge of Table 1: its AUC on real validation images and its threshold."""
-    auc, thr = ev.get("val_auc"), ev.get("threshold")
+    """One sentence on the judge of Table 1: its AUC on real test images and its threshold (fixed on tune)."""
+    auc, thr = ev.get("test_auc"), ev.get("threshold")
     source = "user-supplied weights" if ev.get("source") == "user weights" else "trained by the suite"
     text = f"Evaluator: DenseNet-121 ({source})"
     if auc is not None:
-        text += f", AUC {auc:.3f} on real validation images (Pneumonia vs Healthy)"
+        text += f", AUC {auc:.3f} on real test images (Pneumonia vs Healthy)"
     if thr is not None:
-        text += f", Youden threshold {thr:.3f}"
+        text += f", Youden threshold {thr:.3f} fixed on the real tune images"
     if auc is not None and auc < 0.7:
         text += ". Its AUC is low: Table 1 says little about whether translations look Healthy"
     return text + "."
@@ -183,13 +183,14 @@ def render(record: dict[str, Any]) -> str:
     parts = [
         f"# lesionbench report — run {record['run_id']}",
         f"Data: {'real RSNA' if real else 'built-in synthetic radiographs'} at {cfg['data']['size']} px; "
-        f"validation split {data['n_val']['pneumonia']} Pneumonia + {data['n_val']['healthy']} Healthy images "
-        f"(train {data['n_train']}). Preset `{cfg['preset']}`. Figures are value [95% bootstrap CI over images, "
+        f"test split {data['n_test']['pneumonia']} Pneumonia + {data['n_test']['healthy']} Healthy images "
+        f"(train {data['n_train']}, tune {data['n_tune']}; the tune split alone chooses thresholds and early "
+        f"stopping; every figure is on test). Preset `{cfg['preset']}`. Figures are value [95% bootstrap CI over images, "
         f"{cfg['eval']['n_bootstrap']} resamples]" + (", ± standard deviation across seeds" if len(record["seeds"]) > 1 else "") + ".",
         evaluator_line(ev),
         "## Table 1: accuracy after translation to Healthy (%)",
-        "Share of translated validation images that the evaluator classifies as Healthy at the Youden threshold "
-        "fixed on real validation images. The first column is the same share for the real images before any "
+        "Share of translated test images that the evaluator classifies as Healthy at the Youden threshold "
+        "fixed on real tune images. The first column is the same share for the real images before any "
         "translation: a method helps only where it beats that column.",
         translation_table(record, "accuracy", 100, 1),
         "At a threshold of 0.5:",
@@ -207,7 +208,7 @@ def render(record: dict[str, Any]) -> str:
     if real:
         parts += ["The paper's figures:", paper_table(paper.CHANGE_RATE, 4)]
     parts += [
-        "## Table 3: localization (Pneumonia validation images, ground-truth boxes)",
+        "## Table 3: localization (Pneumonia test images, ground-truth boxes)",
         "Maps normalized per image to [0, 1]; positives are pixels inside the union of the boxes. Detection AUC: map "
         "maximum, Pneumonia vs Healthy. Hit rate: argmax pixel inside a box (ties: first index). mIoU/Dice at Otsu's "
         "threshold. Energy: share of the map's mass inside the boxes.",

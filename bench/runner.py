@@ -73,7 +73,7 @@ def train_method(name: str, cfg: Config, data: PreparedData, out_dir: Path | Non
             return done, out_dir
     method = create_method(name, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    method.fit(TrainContext(train=data.train, val=data.val, out_dir=out_dir, resume=resume, progress=progress))
+    method.fit(TrainContext(train=data.train, tune=data.tune, out_dir=out_dir, resume=resume, progress=progress))
     if _is_main():
         save_checkpoint(out_dir / FINAL, {
             "method": name,

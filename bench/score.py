@@ -38,9 +38,10 @@ def load_maps(path: Path) -> dict[str, np.ndarray]:
     return maps
 
 
-def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, split: str = "val") -> dict[str, Any]:
+def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, split: str = "test") -> dict[str, Any]:
     """Localization figures of external maps against the data's boxes (and exact masks)."""
-    ds: RSNADataset = data.val if split == "val" else RSNADataset(data.cache, np.arange(len(data.cache.patient_ids)))
+    ds: RSNADataset = {"test": data.test, "tune": data.tune}.get(split) or RSNADataset(
+        data.cache, np.arange(len(data.cache.patient_ids)))
     position = {pid: i for i, pid in enumerate(ds.patient_ids)}
     known = [pid for pid in maps if pid in position]
     unknown = sorted(set(maps) - set(known))

@@ -20,7 +20,8 @@ def test_data_info_json_on_real_csvs(rsna_dir: Path, capsys: pytest.CaptureFixtu
     assert info["classes"] == {"Lung Opacity": 6012, "Normal": 8851, "No Lung Opacity / Not Normal": 11821}
     assert info["boxes"] == 9555
     assert info["images_found"] == 0 and info["images_missing"] == 26684 and info["unreadable"] == 0
-    assert info["split"] == {"train": {"pneumonia": 5411, "healthy": 7966}, "val": {"pneumonia": 601, "healthy": 885}}
+    assert info["split"] == {"train": {"pneumonia": 4870, "healthy": 7169}, "tune": {"pneumonia": 541, "healthy": 797},
+                             "test": {"pneumonia": 601, "healthy": 885}}
 
 
 def test_data_synth_info_prepare_preview(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -45,11 +45,15 @@ def test_trains_then_reuses(smoke_cfg: Config, smoke_data: PreparedData, tmp_pat
     cfg.classifier.iterations, cfg.classifier.eval_every = 4, 2
     judge = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False)
     assert ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False) is judge  # in-process memo
-    x = smoke_data.val.batch(np.arange(len(smoke_data.val)))["image"]
+    x = smoke_data.test.batch(np.arange(len(smoke_data.test)))["image"]
     p = judge.probs(x)
     assert p.shape == (len(x),) and p.dtype == np.float64 and ((p >= 0) & (p <= 1)).all()
-    assert np.isfinite(judge.threshold) and 0 <= judge.val_auc <= 1
-    assert judge.val_auc == pytest.approx(clf.auc_or_nan(smoke_data.val.domains, p))
+    assert np.isfinite(judge.threshold) and 0 <= judge.test_auc <= 1
+    assert judge.test_auc == pytest.approx(clf.auc_or_nan(smoke_data.test.domains, p))
+    tune = smoke_data.tune.batch(np.arange(len(smoke_data.tune)))
+    p_tune = judge.probs(tune["image"])
+    assert judge.threshold == ev.fixed_threshold(tune["domain"].numpy(), p_tune)  # chosen on tune, never on test
+    assert judge.describe()["threshold_source"] == "tune"
     np.testing.assert_array_equal(judge.is_healthy(x), p < judge.threshold)
     np.testing.assert_array_equal(judge.is_healthy(x, 0.5), p < 0.5)
     info = judge.describe()
@@ -71,8 +75,8 @@ def test_user_weights(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Pat
     save_file(clf.export_weights(model), str(path))
     smoke_cfg.classifier.weights = str(path)
     judge = ev.get_evaluator(smoke_cfg, smoke_data, cache_dir=tmp_path / "store", progress=False)
-    assert judge.describe()["source"] == "user weights" and judge.describe()["train_val_auc"] is None
-    x = smoke_data.val.batch([0, 1])["image"]
+    assert judge.describe()["source"] == "user weights" and judge.describe()["train_tune_auc"] is None
+    x = smoke_data.test.batch([0, 1])["image"]
     want = torch.sigmoid(clf.predict_logits(model, x)).double().numpy()
     np.testing.assert_allclose(judge.probs(x), want, rtol=1e-5)
     assert not (tmp_path / "store").exists()

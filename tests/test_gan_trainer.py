@@ -50,7 +50,7 @@ def logged(self, n, domain=None):
 gan.Sampler.positions = logged
 data = open_data(cfg.data, progress=False)
 m = create_method(method, cfg)
-m.fit(TrainContext(train=data.train, val=data.val, out_dir=Path(out), resume=resume == "1", progress=False))
+m.fit(TrainContext(train=data.train, tune=data.tune, out_dir=Path(out), resume=resume == "1", progress=False))
 rank = os.environ.get("RANK", "0")
 torch.save({"generator": m.generator.state_dict(), "drawn": drawn}, Path(out) / f"rank{rank}.pt")
 """
@@ -198,7 +198,7 @@ def test_bf16_autocast_step(name, smoke_cfg, smoke_data):
 
 
 def _ctx(data, out: Path, resume: bool = False) -> TrainContext:
-    return TrainContext(train=data.train, val=data.val, out_dir=out, resume=resume, progress=False)
+    return TrainContext(train=data.train, tune=data.tune, out_dir=out, resume=resume, progress=False)
 
 
 def test_fit_checkpoints_and_finished_resume_returns_at_once(smoke_cfg, smoke_data, tmp_path):

@@ -54,7 +54,7 @@ class _Judge:
         return np.ones(len(images))
 
     def describe(self) -> dict:
-        return {"threshold": self.threshold, "val_auc": 0.5}
+        return {"threshold": self.threshold, "threshold_source": "tune", "test_auc": 0.5}
 
 
 @pytest.fixture()
@@ -146,7 +146,7 @@ def test_cli_run_exit_codes(smoke_cfg: Config, tmp_path: Path, test_methods, cap
 
 
 def test_score_external_maps(smoke_cfg: Config, smoke_data, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    val = smoke_data.val
+    val = smoke_data.test
     batch = val.batch(np.arange(len(val)))
     maps = {pid: batch["box_mask"][i, 0].numpy()[::2, ::2].copy() for i, pid in enumerate(val.patient_ids)
             if val.domains[i] == 1}

@@ -16,14 +16,18 @@ __all__ = ["PreparedData", "RSNADataset", "default_data_root", "open_data", "rea
 
 @dataclass
 class PreparedData:
-    """Labels, cache, and the train/val datasets of one data configuration."""
+    """Labels, cache, and the train/tune/test datasets of one data configuration.
+
+    ``test`` is the paper's validation split: every reported figure is computed on it and nothing is
+    chosen on it. ``tune`` is where a run chooses (early stopping, thresholds, checkpoints)."""
 
     root: Path
     synthetic: bool
     labels: Labels
     cache: Cache
     train: RSNADataset
-    val: RSNADataset
+    tune: RSNADataset
+    test: RSNADataset
     split_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
@@ -60,17 +64,17 @@ def default_data_root(cfg: DataConfig, progress: bool = True) -> Path:
 
 def split_counts(labels: Labels, cfg: DataConfig) -> dict[str, dict[str, int]]:
     """Patients per split and domain according to the CSVs (whatever images are present)."""
-    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed)
+    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
     names = {0: "healthy", 1: "pneumonia"}
     return {k: {names[d]: sum(p.domain == d for p in v) for d in (1, 0)} for k, v in parts.items()}
 
 
 def open_data(cfg: DataConfig, progress: bool = True) -> PreparedData:
-    """Read labels, build or reuse the cache, and split it into train/val datasets."""
+    """Read labels, build or reuse the cache, and split it into train/tune/test datasets."""
     root = default_data_root(cfg, progress)
     labels = read_labels(root, include_not_normal=cfg.include_not_normal, strict=cfg.strict)
     cache = prepare_cache(labels, cfg.size, strict=cfg.strict, progress=progress)
-    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed)
+    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
     position = {pid: i for i, pid in enumerate(cache.patient_ids)}
     idx = {k: np.array(sorted(position[p.patient_id] for p in v if p.patient_id in position), dtype=np.int64)
            for k, v in parts.items()}
@@ -80,6 +84,7 @@ def open_data(cfg: DataConfig, progress: bool = True) -> PreparedData:
         labels=labels,
         cache=cache,
         train=RSNADataset(cache, idx["train"]),
-        val=RSNADataset(cache, idx["val"]),
+        tune=RSNADataset(cache, idx["tune"]),
+        test=RSNADataset(cache, idx["test"]),
         split_counts=split_counts(labels, cfg),
     )

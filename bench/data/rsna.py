@@ -227,15 +227,24 @@ def split_of(patient_id: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_patients(patients: list[Patient], val_fraction: float = 0.1, seed: int = 0) -> dict[str, list[Patient]]:
-    """Deterministic stratified train/val split: per domain, the lowest hashes go to val."""
-    out: dict[str, list[Patient]] = {"train": [], "val": []}
+def split_patients(patients: list[Patient], val_fraction: float = 0.1, seed: int = 0,
+                   tune_fraction: float = 0.1) -> dict[str, list[Patient]]:
+    """Deterministic stratified train/tune/test split from the patientId hashes, per domain.
+
+    The lowest ``val_fraction`` of hashes form the test split (the paper's validation split, on which
+    every figure is reported); the next ``tune_fraction`` of the remaining patients form the tune split
+    (the only place a run may choose anything); the rest train. The test split does not depend on
+    ``tune_fraction``.
+    """
+    out: dict[str, list[Patient]] = {"train": [], "tune": [], "test": []}
     for domain in sorted({p.domain for p in patients if p.domain >= 0}):
         members = sorted((p for p in patients if p.domain == domain),
                          key=lambda p: (split_of(p.patient_id, seed), p.patient_id))
-        n_val = int(round(len(members) * val_fraction))
-        out["val"].extend(members[:n_val])
-        out["train"].extend(members[n_val:])
+        n_test = int(round(len(members) * val_fraction))
+        n_tune = int(round((len(members) - n_test) * tune_fraction))
+        out["test"].extend(members[:n_test])
+        out["tune"].extend(members[n_test:n_test + n_tune])
+        out["train"].extend(members[n_test + n_tune:])
     for part in out.values():
         part.sort(key=lambda p: p.patient_id)
     return out

@@ -44,13 +44,13 @@ class ClassifierBundle:
     source: str  # "trained" | "reused" | "user weights"
     key: str | None
     path: Path | None  # the weights file it was loaded from or published to
-    train_val_auc: float = float("nan")  # best validation AUC of its training (NaN for user weights)
+    train_tune_auc: float = float("nan")  # best tune-split AUC of its training (NaN for user weights)
 
     def info(self) -> dict[str, Any]:
         """Plain JSON-safe description for logs and run records (NaN written as None)."""
-        auc = self.train_val_auc if math.isfinite(self.train_val_auc) else None
+        auc = self.train_tune_auc if math.isfinite(self.train_tune_auc) else None
         return {"source": self.source, "key": self.key, "path": None if self.path is None else str(self.path),
-                "train_val_auc": auc}
+                "train_tune_auc": auc}
 
 
 def classifier_store(cache_dir: str | Path | None = None) -> Path:

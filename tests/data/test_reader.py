@@ -46,9 +46,15 @@ def test_real_labels_figures(rsna_dir: Path) -> None:
     assert labels.n_boxes() == 9555
     assert labels.problems == []
     split = split_patients(labels.patients, 0.1, 0)
-    n_val = {d: sum(p.domain == d for p in split["val"]) for d in (0, 1)}
-    assert n_val == {0: 885, 1: 601}
-    assert len(split["train"]) + len(split["val"]) == 6012 + 8851
+    n_test = {d: sum(p.domain == d for p in split["test"]) for d in (0, 1)}
+    assert n_test == {0: 885, 1: 601}  # the paper's validation split is our test split, unchanged
+    n_tune = {d: sum(p.domain == d for p in split["tune"]) for d in (0, 1)}
+    assert n_tune == {0: 797, 1: 541}  # 10% of the remaining patients per domain
+    assert len(split["train"]) + len(split["tune"]) + len(split["test"]) == 6012 + 8851
+    ids = [{p.patient_id for p in split[k]} for k in ("train", "tune", "test")]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    without_tune = split_patients(labels.patients, 0.1, 0, tune_fraction=0.0)
+    assert without_tune["test"] == split["test"] and without_tune["tune"] == []
 
 
 def test_domains_and_not_normal(tmp_path: Path) -> None:
@@ -62,7 +68,7 @@ def test_domains_and_not_normal(tmp_path: Path) -> None:
 
 def test_stage1_names(tmp_path: Path) -> None:
     data = open_data(DataConfig(root=str(basic(tmp_path / "s1", stage=1)), size=32, val_fraction=0.5), progress=False)
-    assert len(data.train) + len(data.val) == 4
+    assert len(data.train) + len(data.test) == 4
 
 
 def test_split_is_deterministic_and_order_free(rsna_dir: Path) -> None:
@@ -71,9 +77,10 @@ def test_split_is_deterministic_and_order_free(rsna_dir: Path) -> None:
     shuffled = list(labels.patients)
     np.random.default_rng(1).shuffle(shuffled)
     b = split_patients(shuffled, 0.1, seed=0)
-    assert [p.patient_id for p in a["val"]] == [p.patient_id for p in b["val"]]
+    assert [p.patient_id for p in a["test"]] == [p.patient_id for p in b["test"]]
+    assert [p.patient_id for p in a["tune"]] == [p.patient_id for p in b["tune"]]
     c = split_patients(labels.patients, 0.1, seed=1)
-    assert {p.patient_id for p in a["val"]} != {p.patient_id for p in c["val"]}
+    assert {p.patient_id for p in a["test"]} != {p.patient_id for p in c["test"]}
 
 
 @pytest.mark.parametrize("labels,classes,message", [
