@@ -88,7 +88,7 @@ def collect_outputs(method: Method, ds: RSNADataset, judge: Judge | None, cfg: E
         idx = np.arange(start, min(n, start + cfg.batch_size))
         batch = ds.batch(idx)
         x = batch["image"].to(method.device)
-        maps[idx] = resize_maps(method.localize(x), size)
+        maps[idx] = resize_maps(method.lesion_map(batch), size)
         boxes[idx] = batch["box_mask"][:, 0].numpy() > 0.5
         if lesions is not None:
             lesions[idx] = batch["lesion_mask"][:, 0].numpy() > 0.5

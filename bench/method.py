@@ -48,6 +48,7 @@ class Method(abc.ABC):
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""  # display name in reports; defaults to the registry name
     translates: ClassVar[bool] = False
+    reference: ClassVar[bool] = False  # a reference map (chance, trivial, prior, oracle), reported in its own block
     Params: ClassVar[type] = NoParams
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
@@ -69,6 +70,15 @@ class Method(abc.ABC):
     @abc.abstractmethod
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """Lesion map (B, H, W) for images (B, 1, H, W) in [-1, 1]; higher = lesion."""
+
+    def lesion_map(self, batch: dict[str, Any]) -> torch.Tensor:
+        """Lesion map of a dataset batch (dict samples); methods needing more than the image override it."""
+        return self.localize(batch["image"].to(self.device))
+
+    def randomized(self, seed: int) -> Method | None:
+        """The same method and settings with freshly initialized weights (no training), for the
+        model-randomization sanity check; None for a method that learns nothing."""
+        return None
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
