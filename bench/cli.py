@@ -135,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.pipeline import run_benchmark
 
     cfg = resolve_config(args)
-    result = run_benchmark(args.methods, cfg, n_seeds=args.seeds, runs_root=Path(args.out), progress=True)
+    result = run_benchmark(args.methods, cfg, n_seeds=args.seeds, runs_root=Path(args.out), progress=True,
+                           references=not args.no_references)
     print(f"report: {result.run_dir / 'report.md'}")
     failed = [n for n, m in result.record["methods"].items() if m["status"] != "ok"]
     for name in failed:
@@ -210,7 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="train and evaluate methods, write the report")
-    p.add_argument("--methods", default="all", help="'all' or comma-separated names")
+    p.add_argument("--methods", default="all",
+                   help="'all' (every method and the reference maps) or comma-separated names")
+    p.add_argument("--no-references", action="store_true",
+                   help="do not add the reference maps (chance, image, edges, prior, oracle) to the run")
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", default="results/runs", help="runs folder (default results/runs)")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="train each method N times (seeds seed..seed+N-1)")

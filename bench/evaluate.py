@@ -1,15 +1,16 @@
-"""Evaluating one trained method on the validation split (SPEC 3).
+"""Evaluating one trained method on the test split (SPEC 3).
 
-For every validation image the method's lesion map is computed; translation methods also
-translate the image to Healthy, which gives the pixel change rate (3.1) and, judged by the
-evaluator, the accuracy after translation (3.2). Localization (3.3) is scored on the Pneumonia
-images against the rasterized boxes and, on synthetic data, against the pixel-exact masks.
-Every figure comes with its per-image values so runs can be compared image by image.
+For every test image the method's lesion map is computed; translation methods also translate
+the image to Healthy, which gives the pixel change rate (3.1) and, judged by the evaluator, the
+accuracy after translation (3.2). Localization (3.3) is scored on the Pneumonia images against
+the rasterized boxes and, on synthetic data, against the pixel-exact masks; a method that learns
+gets the model-randomization check. Every figure comes with its per-image values so runs can be
+compared image by image. Metrics' summaries become :class:`bench.figure.Figure` here and only here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from bench import metrics
 from bench.config import EvalConfig
 from bench.data.dataset import RSNADataset
+from bench.figure import PER_IMAGE_NAMES, Figure
 from bench.method import HEALTHY, Method
 
 GROUPS = {"p2h": "P→H", "h2h": "H→H", "all2h": "P+H→H"}
@@ -29,25 +31,6 @@ class Judge(Protocol):
     threshold: float
 
     def probs(self, images: torch.Tensor) -> np.ndarray: ...
-
-
-@dataclass
-class Figure:
-    """One reported figure: value, 95% bootstrap CI, images counted, better direction, table group."""
-
-    value: float | None
-    ci: tuple[float, float] | None
-    n: int
-    direction: str  # "higher" | "lower" | "none"
-    group: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form used in run records."""
-        def clean(v: float | None) -> float | None:
-            return None if v is None or not np.isfinite(v) else float(v)
-
-        ci = None if self.ci is None else [clean(self.ci[0]), clean(self.ci[1])]
-        return {"value": clean(self.value), "ci": ci, "n": self.n, "direction": self.direction, "group": self.group}
 
 
 @dataclass
@@ -110,12 +93,12 @@ def resize_maps(m: torch.Tensor, size: int) -> np.ndarray:
     return m.cpu().numpy().astype(np.float32)
 
 
-def _mean_figure(values: np.ndarray, cfg: EvalConfig, direction: str, group: str) -> Figure:
+def _mean_figure(name: str, values: np.ndarray, cfg: EvalConfig) -> Figure:
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return Figure(None, None, 0, direction, group)
+        return Figure.of(name, None, None, 0)
     ci = metrics.bootstrap_ci(finite, n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
-    return Figure(float(finite.mean()), ci, int(finite.size), direction, group)
+    return Figure.of(name, float(finite.mean()), ci, int(finite.size))
 
 
 def _group_masks(domains: np.ndarray) -> dict[str, np.ndarray]:
@@ -129,17 +112,16 @@ def translation_figures(out: Outputs, judge: Judge | None, cfg: EvalConfig, resu
     for key, sel in _group_masks(out.domains).items():
         for t, rates in out.change.items():
             name = f"change_rate_{key}" if t == 0 else f"change_rate_tol{t}_{key}"
-            _add(result, name, rates, sel, out, cfg, "lower", "change_rate")
+            _add(result, name, rates, sel, out, cfg)
         if out.p_translated is not None and judge is not None:
             healthy = metrics.accuracy_healthy(out.p_translated, judge.threshold).astype(float)
-            _add(result, f"accuracy_{key}", healthy, sel, out, cfg, "higher", "accuracy")
+            _add(result, f"accuracy_{key}", healthy, sel, out, cfg)
             at_half = metrics.accuracy_healthy(out.p_translated, 0.5).astype(float)
-            _add(result, f"accuracy05_{key}", at_half, sel, out, cfg, "higher", "accuracy")
+            _add(result, f"accuracy05_{key}", at_half, sel, out, cfg)
 
 
-def _add(result: MethodEval, name: str, values: np.ndarray, sel: np.ndarray, out: Outputs, cfg: EvalConfig,
-         direction: str, group: str) -> None:
-    result.figures[name] = _mean_figure(values[sel], cfg, direction, group)
+def _add(result: MethodEval, name: str, values: np.ndarray, sel: np.ndarray, out: Outputs, cfg: EvalConfig) -> None:
+    result.figures[name] = _mean_figure(name, values[sel], cfg)
     ids = [pid for pid, s in zip(out.patient_ids, sel) if s]
     result.per_image[name] = dict(zip(ids, values[sel].tolist()))
 
@@ -158,15 +140,38 @@ def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> N
             out.maps[pneu], truth[pneu], healthy_maps=out.maps[healthy] if healthy.any() else None,
             n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
         for name, s in loc["summary"].items():
-            ci = tuple(s["ci"]) if s["ci"] is not None else None
-            group = "detection" if name == "detection_auc" else "localization"
-            result.figures[prefix + name] = Figure(s["value"], ci, s["n"], "higher", group)
+            result.figures[prefix + name] = Figure.from_summary(prefix + name, s)
         for name, values in loc["per_image"].items():
             if name in ("max", "healthy_max"):
                 continue
+            name = PER_IMAGE_NAMES.get(name, name)
             result.per_image[prefix + name] = dict(zip(ids, np.asarray(values, dtype=float).tolist()))
         if prefix == "":
             result.roc = loc["roc"]
+
+
+def randomization_seed(cfg: EvalConfig) -> int:
+    """Seed of the freshly initialized weights of the model-randomization check (fixed per config)."""
+    return cfg.bootstrap_seed + 1
+
+
+@torch.no_grad()
+def randomization_figure(method: Method, ds: RSNADataset, out: Outputs, cfg: EvalConfig, result: MethodEval) -> None:
+    """Model-randomization sanity (SPEC 3.3, Adebayo et al. 2018): per Pneumonia image, the Spearman
+    correlation between the trained method's map and the map of the same method with fresh random
+    weights; ``randomization_rho`` is their mean (lower is better). Methods that learn nothing
+    (references) return no randomized copy and get no figure."""
+    random = None if method.reference else method.randomized(randomization_seed(cfg))
+    if random is None:
+        return
+    pneu = out.domains == 1
+    rho = np.full(len(out.domains), np.nan)
+    rows = np.flatnonzero(pneu)
+    for start in range(0, rows.size, cfg.batch_size):
+        idx = rows[start:start + cfg.batch_size]
+        random_maps = resize_maps(random.lesion_map(ds.batch(idx)), ds.size)
+        rho[idx] = metrics.spearman_per_image(out.maps[idx], random_maps)
+    _add(result, "randomization_rho", rho, pneu, out, cfg)
 
 
 def evaluate(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConfig,
@@ -176,6 +181,8 @@ def evaluate(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConf
     result = MethodEval()
     translation_figures(out, judge, cfg, result)
     localization_figures(out, cfg, result)
+    if out.domains.size and (out.domains == 1).any():
+        randomization_figure(method, ds, out, cfg, result)
     position = {pid: i for i, pid in enumerate(out.patient_ids)}
     for pid in example_ids or []:
         if pid in position:
@@ -195,7 +202,8 @@ def untranslated_accuracy(ds: RSNADataset, judge: Judge, cfg: EvalConfig) -> dic
     for key, sel in _group_masks(np.asarray(ds.domains)).items():
         for prefix, threshold in (("accuracy", judge.threshold), ("accuracy05", 0.5)):
             healthy = metrics.accuracy_healthy(probs[sel], threshold).astype(float)
-            out[f"{prefix}_{key}"] = _mean_figure(healthy, cfg, "none", "accuracy")
+            name = f"{prefix}_{key}"
+            out[name] = replace(_mean_figure(name, healthy, cfg), direction="none")
     return out
 
 

@@ -691,3 +691,24 @@ def localization_metrics(
         summary["detection_auc"] = _summary(detection_auc(p, h), ci, p.size + h.size)
     fpr, tpr = roc.roc_curve(roc_points)
     return {"per_image": per_image, "summary": summary, "roc": {"fpr": fpr, "tpr": tpr}}
+
+
+# >>> temporary, replaced by the metrics branch at merge
+def spearman_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image Spearman rank correlation of two (N, H, W) map stacks; NaN where a map is constant."""
+    import warnings
+
+    from scipy.stats import spearmanr
+
+    a, b = _images(a), _images(b)
+    if a.shape != b.shape:
+        raise ValueError(f"map stacks {a.shape} and {b.shape} differ in shape")
+    out = np.full(a.shape[0], np.nan)
+    for i in range(a.shape[0]):
+        x, y = a[i].reshape(-1), b[i].reshape(-1)
+        if np.ptp(x) > 0 and np.ptp(y) > 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[i] = float(spearmanr(x, y).statistic)
+    return out
+# <<< temporary

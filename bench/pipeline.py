@@ -11,33 +11,24 @@ import shutil
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from bench import records
 from bench.checkpoint import atomic_write_text
-from bench.config import Config, config_hash, to_dict
+from bench.config import Config
 from bench.data import PreparedData, open_data
-from bench.device import resolve_device
 from bench.errors import BenchError, first_line
-from bench.evaluate import MethodEval, evaluate, pick_examples, untranslated_accuracy
+from bench.evaluate import evaluate, pick_examples, untranslated_accuracy
+from bench.figure import Example, RocCurve
 from bench.registry import get_method_class, list_methods
+from bench.report import title, write_report
 from bench.runner import train_method
-
-
-@dataclass
-class MethodRun:
-    """One method's results over all seeds, or its failure."""
-
-    name: str
-    evals: list[MethodEval] = field(default_factory=list)
-    error: str | None = None
+from bench.runrecord import MethodRun, build_record, per_image_frame
 
 
 @dataclass
@@ -50,13 +41,38 @@ class RunResult:
 
 
 def resolve_methods(spec: str) -> list[str]:
-    """'all' or a comma-separated list of registered names (unknown names are an error)."""
-    names = list_methods() if spec.strip() == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    """'all' (every registered non-reference method) or a comma-separated list of registered names
+    (unknown names are an error). References are added later by :func:`with_references`."""
+    if spec.strip() == "all":
+        names = [n for n in list_methods() if not get_method_class(n).reference]
+    else:
+        names = list(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
     if not names:
         raise BenchError("no methods to run (--methods is empty)")
     for name in names:
         get_method_class(name)
     return names
+
+
+def missing_needs(name: str, data: PreparedData) -> list[str]:
+    """What method ``name`` needs (its ``needs``) that the test split does not provide
+    (a need ``x`` is provided when the dataset's ``has_x`` is true)."""
+    needs = getattr(get_method_class(name), "needs", frozenset())
+    return sorted(n for n in needs if not getattr(data.test, f"has_{n}", False))
+
+
+def with_references(names: list[str], data: PreparedData) -> list[str]:
+    """``names`` followed by every registered reference map whose needs the data meets."""
+    refs = [n for n in list_methods() if get_method_class(n).reference and not missing_needs(n, data)]
+    return names + [n for n in refs if n not in names]
+
+
+def check_needs(names: list[str], data: PreparedData) -> None:
+    """A named method whose needs the data cannot meet is an error naming both."""
+    for name in names:
+        missing = missing_needs(name, data)
+        if missing:
+            raise BenchError(f"method {name!r} needs {', '.join(missing)}, which {data.root} does not provide")
 
 
 class Stopwatch:
@@ -66,7 +82,7 @@ class Stopwatch:
         self.times: dict[str, float] = {}
         self.announce = announce
 
-    def stage(self, name: str) -> "_Timer":
+    def stage(self, name: str) -> _Timer:
         """Context manager adding the elapsed time of its block to ``name``."""
         return _Timer(self, name)
 
@@ -92,7 +108,7 @@ def _seed_config(cfg: Config, seed: int) -> Config:
 
 def _run_method(name: str, cfg: Config, seeds: list[int], data: PreparedData, judge: Any,
                 examples: list[str], watch: Stopwatch, log: list[str], progress: bool) -> MethodRun:
-    run = MethodRun(name)
+    run = MethodRun(name, reference=get_method_class(name).reference)
     try:
         for seed in seeds:
             scfg = _seed_config(cfg, seed)
@@ -100,49 +116,42 @@ def _run_method(name: str, cfg: Config, seeds: list[int], data: PreparedData, ju
                 method, _ = train_method(name, scfg, data, progress=progress)
             with watch.stage(f"evaluate {name}"):
                 run.evals.append(evaluate(method, data.test, judge, cfg.eval, examples, progress))
-    except Exception as exc:  # one method's failure must not lose the others' results
+    except Exception as exc:  # noqa: BLE001 (one method's failure must not lose the others' results)
         run.error = f"{type(exc).__name__}: {first_line(exc, default='')}"
         log.append(f"== {name}\n{traceback.format_exc()}")
     return run
 
 
-def summarize(run: MethodRun) -> dict[str, Any]:
-    """A method's record entry: per metric the seed-mean value, CI, n, direction and seed spread."""
-    if run.error is not None or not run.evals:
-        return {"status": "failed", "error": run.error, "metrics": {}}
-    out: dict[str, Any] = {}
-    for name, first in run.evals[0].figures.items():
-        figs = [e.figures[name] for e in run.evals if name in e.figures]
-        values = [f.value for f in figs if f.value is not None]
-        entry = first.as_dict()
-        if values:
-            entry["value"] = float(np.mean(values))
-            cis = [f.ci for f in figs if f.ci is not None and None not in f.ci]
-            if cis:
-                entry["ci"] = [float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))]
-        entry["seed_mean"] = entry["value"]
-        entry["seed_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
-        out[name] = entry
-    return {"status": "ok", "error": None, "metrics": out}
-
-
-def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData) -> pd.DataFrame:
-    """Long table of per-image values: method, seed, patientId, domain, metric, value."""
-    domain = dict(zip(data.test.patient_ids, np.asarray(data.test.domains).tolist()))
-    rows = []
+def roc_curves(runs: list[MethodRun], record: dict[str, Any]) -> list[RocCurve]:
+    """Each evaluated method's pooled ROC (first seed), labelled with the record's pooled AUC."""
+    curves = []
     for run in runs:
-        for seed, ev in zip(seeds, run.evals):
-            for metric, values in ev.per_image.items():
-                for pid, v in values.items():
-                    rows.append((run.name, seed, pid, "pneumonia" if domain[pid] == 1 else "healthy", metric, v))
-    return pd.DataFrame(rows, columns=["method", "seed", "patientId", "domain", "metric", "value"])
+        if run.error is None and run.evals and run.evals[0].roc is not None:
+            roc = run.evals[0].roc
+            auc = record["methods"][run.name]["metrics"].get("pooled_auc", {}).get("value")
+            curves.append(RocCurve(run.name, title(run.name), roc["fpr"], roc["tpr"], auc, run.reference))
+    return curves
+
+
+def qualitative_examples(runs: list[MethodRun], data: PreparedData, ids: list[str]) -> list[Example]:
+    """The example test images with their boxes and every evaluated method's map (first seed)."""
+    position = {pid: i for i, pid in enumerate(data.test.patient_ids)}
+    ids = [pid for pid in ids if pid in position]
+    if not ids:
+        return []
+    batch = data.test.batch([position[p] for p in ids])
+    shown = [r for r in runs if r.error is None and r.evals]
+    return [Example(pid, int(batch["domain"][r]) == 1, batch["image"][r, 0].numpy(),
+                    batch["boxes"][r, : int(batch["n_boxes"][r])].numpy(),
+                    {run.name: run.evals[0].examples[pid] for run in shown if pid in run.evals[0].examples})
+            for r, pid in enumerate(ids)]
 
 
 def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Path = Path("results/runs"),
-                  progress: bool = True, repo: Path | None = None) -> RunResult:
-    """Train (or reuse) and evaluate methods, then write record, per-image values, report and figures."""
+                  progress: bool = True, repo: Path | None = None, references: bool = True) -> RunResult:
+    """Train (or reuse) and evaluate methods (plus the reference maps the data allows, unless
+    ``references`` is false), then write record, per-image values, report and figures."""
     from bench.evaluator import get_evaluator
-    from bench.report import write_report
 
     if n_seeds < 1:
         raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
@@ -154,9 +163,12 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
         data = open_data(cfg.data, progress=progress)
     if len(data.test) == 0 or not (data.test.domains == 1).any():
         raise BenchError(f"{data.root}: the test split has no Pneumonia images to evaluate")
+    check_needs(names, data)
+    if references:
+        names = with_references(names, data)
     with watch.stage("evaluator"):
         judge = get_evaluator(cfg, data, progress=progress)
-        reference = untranslated_accuracy(data.test, judge, cfg.eval)
+        untranslated = untranslated_accuracy(data.test, judge, cfg.eval)
     examples = pick_examples(data.test, cfg.eval.n_qualitative)
     runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress) for n in names]
 
@@ -166,11 +178,11 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        record = _record(run_dir.name, started, commit, dirty, cfg, seeds, data, judge, runs, watch)
-        record["evaluator"]["untranslated"] = {k: f.as_dict() for k, f in reference.items()}
+        record = build_record(run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs,
+                              watch.times)
         records.write_per_image(tmp, per_image_frame(runs, seeds, data))
         with watch.stage("report"):
-            write_report(tmp, record, runs, data, examples)
+            write_report(tmp, record, roc_curves(runs, record), qualitative_examples(runs, data, examples))
         record["times"] = dict(watch.times)
         records.write_record(tmp, record)
         if log:
@@ -180,29 +192,3 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return RunResult(run_dir, record, all(r.error is None for r in runs))
-
-
-def _record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg: Config, seeds: list[int],
-            data: PreparedData, judge: Any, runs: list[MethodRun], watch: Stopwatch) -> dict[str, Any]:
-    def counts(ds: Any) -> dict[str, int]:
-        return {"pneumonia": int((ds.domains == 1).sum()), "healthy": int((ds.domains == 0).sum())}
-
-    return {
-        "schema": 1,
-        "run_id": run_id,
-        "created": started.isoformat(timespec="seconds"),
-        "commit": commit,
-        "dirty": dirty,
-        "config": to_dict(cfg),
-        "config_hash": config_hash(cfg),
-        "seeds": seeds,
-        "versions": records.versions(),
-        "device": records.device_description(resolve_device(cfg.train.device)),
-        "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
-                 "n_test": counts(data.test), "n_tune": len(data.tune),
-                 "n_tune_by_domain": counts(data.tune), "n_train": len(data.train), "split_counts": data.split_counts,
-                 "missing": len(data.cache.missing), "skipped": len(data.problems)},
-        "times": dict(watch.times),
-        "evaluator": judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)},
-        "methods": {r.name: summarize(r) for r in runs},
-    }

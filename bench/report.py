@@ -5,22 +5,40 @@ paper's figures appear only for real RSNA data and are labelled as the paper's.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
-
-import numpy as np
+from typing import Any
 
 from bench import paper
 from bench.checkpoint import atomic_write_figure, atomic_write_text
-from bench.data import PreparedData
 from bench.evaluate import GROUPS
+from bench.figure import Example, RocCurve
 from bench.records import markdown_table as _table
 from bench.registry import get_method_class
 
 LOCALIZATION_COLUMNS = [
-    ("pooled_auc", "pooled AUC"), ("pixel_auc", "per-image AUC"), ("detection_auc", "detection AUC"),
-    ("hit_rate", "hit rate"), ("miou", "mIoU"), ("dice", "Dice"), ("energy", "energy in boxes"),
+    ("pooled_auc", "pooled AUC"), ("pooled_ap", "pooled AP"), ("pixel_auc", "per-image AUC"),
+    ("ap", "per-image AP"), ("detection_auc", "detection AUC"), ("hit_rate", "hit rate"), ("miou", "mIoU"),
+    ("dice", "Dice"), ("energy", "energy in boxes"), ("randomization_rho", "randomization ρ"),
 ]
+UNPREFIXED = {"randomization_rho"}
+"""Columns that do not depend on the ground truth (the same figure under boxes and exact masks)."""
+
+ORACLE = "ref_oracle"
+"""The reference that sees the lesion-free twin: a ceiling, not a baseline to beat."""
+
+ARUN_AUPRC = ("Published figures, not ours: Arun et al. (Radiology: AI 2021) report a pixel-level AUPRC against "
+              "the RSNA boxes of 0.16-0.52 for saliency methods and 0.60 for a supervised RetinaNet; compare them "
+              "with the pooled AP column.")
+HIT_RATE_NOTE = ("Hit rate: the map's maximal pixel lies inside a box; where several pixels tie for the maximum it "
+                 "counts the expected hit under uniform tie-breaking (the share of the tied maximal pixels inside "
+                 "the truth), so a constant map scores the box area fraction.")
+REFERENCE_INTRO = ("Reference maps, computed like any method (a method's score means something only above the best "
+                   "non-oracle reference):")
+RANDOMIZATION_NOTE = ("Randomization ρ (Adebayo et al. 2018): mean per-image Spearman correlation between the trained "
+                      "method's maps and the maps of the same method with fresh random weights; near 1 means the map "
+                      "does not depend on what was learned; lower is better; reference maps learn nothing and have "
+                      "none.")
 
 
 def title(name: str) -> str:
@@ -44,8 +62,10 @@ def fmt(fig: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
     return text
 
 
-def _ok(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {n: m["metrics"] for n, m in record["methods"].items() if m["status"] == "ok"}
+def _ok(record: dict[str, Any], references: bool = False) -> dict[str, dict[str, Any]]:
+    """Metrics of the methods that succeeded: the methods, or with ``references`` the reference maps."""
+    return {n: m["metrics"] for n, m in record["methods"].items()
+            if m["status"] == "ok" and bool(m.get("reference", False)) == references}
 
 
 def _translators(record: dict[str, Any]) -> list[str]:
@@ -72,17 +92,69 @@ def paper_table(values: dict[str, tuple[float, ...]], digits: int) -> str:
     return _table([""] + [title(n) for n in names], rows)
 
 
-def localization_table(record: dict[str, Any], prefix: str = "") -> str:
-    """One row per method: the SPEC 3.3 figures with their CIs."""
-    rows = []
-    for name, m in _ok(record).items():
-        if f"{prefix}pooled_auc" in m:
-            rows.append([title(name)] + [fmt(m.get(prefix + key)) for key, _ in LOCALIZATION_COLUMNS])
-    return _table(["method"] + [label for _, label in LOCALIZATION_COLUMNS], rows) if rows else "_No localization figures._"
+def _cell(metrics: dict[str, Any], prefix: str, key: str) -> str:
+    return fmt(metrics.get(key if key in UNPREFIXED else prefix + key))
 
 
-def roc_figure(runs: Sequence[Any], out: Path) -> None:
-    """Pooled pixel ROC, one curve per method (seed 0), AUC in the legend, chance diagonal."""
+def localization_table(record: dict[str, Any], prefix: str = "", references: bool = False) -> str:
+    """One row per method (or per reference map): the SPEC 3.3 figures with their CIs."""
+    rows = [[title(name)] + [_cell(m, prefix, key) for key, _ in LOCALIZATION_COLUMNS]
+            for name, m in _ok(record, references).items() if f"{prefix}pooled_auc" in m]
+    if not rows:
+        return "_No reference maps in this run._" if references else "_No localization figures._"
+    return _table(["reference map" if references else "method"] + [label for _, label in LOCALIZATION_COLUMNS], rows)
+
+
+def _bounds(fig: dict[str, Any] | None) -> tuple[float, float] | None:
+    """(CI low, CI high) of a record figure, the value twice when it has no CI; None without a value."""
+    if not fig or fig.get("value") is None:
+        return None
+    ci = fig.get("ci")
+    if ci and ci[0] is not None and ci[1] is not None:
+        return float(ci[0]), float(ci[1])
+    return float(fig["value"]), float(fig["value"])
+
+
+def beats_references(record: dict[str, Any], prefix: str = "") -> str | None:
+    """One sentence: which methods beat every non-oracle reference on pooled AUC (CI lower bound above
+    each such reference's CI upper bound), naming the best such reference; None without references."""
+    key = prefix + "pooled_auc"
+    refs = {n: _bounds(m.get(key)) for n, m in _ok(record, references=True).items() if n != ORACLE}
+    refs = {n: b for n, b in refs.items() if b is not None}
+    if not refs:
+        return None
+    ceiling = max(hi for _, hi in refs.values())
+    best = max(refs, key=lambda n: _ok(record, references=True)[n][key]["value"])
+    winners = [title(n) for n, m in _ok(record).items() if (b := _bounds(m.get(key))) is not None and b[0] > ceiling]
+    best_text = (f"The best non-oracle reference is {title(best)}, pooled AUC "
+                 f"{fmt(_ok(record, references=True)[best][key])}.")
+    rule = "(pooled-AUC CI lower bound above every non-oracle reference's CI upper bound)"
+    if winners:
+        return f"Methods that beat every non-oracle reference {rule}: {', '.join(winners)}. {best_text}"
+    return f"No method beats every non-oracle reference {rule}. {best_text}"
+
+
+def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
+    """The oracle's pooled AUC as the ceiling the ground truth allows; None when it did not run."""
+    fig = _ok(record, references=True).get(ORACLE, {}).get(prefix + "pooled_auc")
+    if not fig or fig.get("value") is None:
+        return None
+    truth = "exact masks" if prefix == "mask_" else "boxes"
+    return (f"The oracle {title(ORACLE)} (|x - x_without_lesion|) scores a pooled AUC of {fmt(fig)}: the ceiling "
+            f"the {truth} allow.")
+
+
+def localization_section(record: dict[str, Any], prefix: str = "") -> list[str]:
+    """A localization table, then its block of reference rows and what they say about the methods."""
+    parts = [localization_table(record, prefix)]
+    if _ok(record, references=True):
+        parts += [REFERENCE_INTRO, localization_table(record, prefix, references=True)]
+        parts += [t for t in (beats_references(record, prefix), oracle_sentence(record, prefix)) if t]
+    return parts
+
+
+def roc_figure(curves: Sequence[RocCurve], out: Path) -> None:
+    """Pooled pixel ROC, one curve per method (seed 0), references dashed, AUC in the legend, chance diagonal."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,20 +163,23 @@ def roc_figure(runs: Sequence[Any], out: Path) -> None:
 
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(5.2, 5))
-    palette = sns.color_palette("tab10", n_colors=max(3, len(runs)))
-    for color, run in zip(palette, runs):
-        if run.error is None and run.evals and run.evals[0].roc is not None:
-            roc = run.evals[0].roc
-            auc = float(np.mean([e.figures["pooled_auc"].value for e in run.evals]))
-            ax.plot(roc["fpr"], roc["tpr"], color=color, lw=1.6, label=f"{title(run.name)} (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="chance")
+    methods = [c for c in curves if not c.reference]
+    refs = [c for c in curves if c.reference]
+    palettes = (sns.color_palette("tab10", n_colors=max(3, len(methods))),
+                sns.color_palette("dark", n_colors=max(3, len(refs))))
+    for group, palette, style in ((methods, palettes[0], "-"), (refs, palettes[1], "--")):
+        for color, c in zip(palette, group):
+            auc = "—" if c.auc is None else f"{c.auc:.3f}"
+            label = f"{c.title}{' (reference)' if c.reference else ''} (AUC {auc})"
+            ax.plot(c.fpr, c.tpr, color=color, lw=1.6 if style == "-" else 1.1, ls=style, label=label)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="chance")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate (pixels outside boxes)",
            ylabel="true positive rate (pixels inside boxes)", title="Pooled pixel ROC, Pneumonia test images")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="lower right", fontsize=6)
     _save(fig, out)
 
 
-def qualitative_figure(runs: Sequence[Any], data: PreparedData, examples: list[str], out: Path) -> None:
+def qualitative_figure(examples: Sequence[Example], out: Path) -> None:
     """Input with boxes, then each method's lesion map, for a few Pneumonia and Healthy images."""
     import matplotlib
 
@@ -112,25 +187,21 @@ def qualitative_figure(runs: Sequence[Any], data: PreparedData, examples: list[s
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    shown = [r for r in runs if r.error is None and r.evals]
-    position = {pid: i for i, pid in enumerate(data.test.patient_ids)}
-    ids = [pid for pid in examples if pid in position]
-    batch = data.test.batch([position[p] for p in ids])
-    cols = 1 + len(shown)
-    fig, axes = plt.subplots(len(ids), cols, figsize=(1.9 * cols, 1.95 * len(ids)), squeeze=False)
-    for r, pid in enumerate(ids):
+    names = list(dict.fromkeys(n for ex in examples for n in ex.maps))
+    cols, n_rows = 1 + len(names), max(1, len(examples))
+    fig, axes = plt.subplots(n_rows, cols, figsize=(1.9 * cols, 1.95 * n_rows), squeeze=False)
+    for r, ex in enumerate(examples):
         ax = axes[r, 0]
-        ax.imshow(batch["image"][r, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
-        for x0, y0, x1, y1 in batch["boxes"][r, : int(batch["n_boxes"][r])].tolist():
+        ax.imshow(ex.image, cmap="gray", vmin=-1, vmax=1)
+        for x0, y0, x1, y1 in ex.boxes.tolist():
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="red", lw=1))
-        ax.set_ylabel("Pneumonia" if int(batch["domain"][r]) == 1 else "Healthy", fontsize=7)
-        for c, run in enumerate(shown, start=1):
-            m = run.evals[0].examples.get(pid)
-            if m is not None:
-                axes[r, c].imshow(m, cmap="inferno")
+        ax.set_ylabel("Pneumonia" if ex.pneumonia else "Healthy", fontsize=7)
+        for c, name in enumerate(names, start=1):
+            if name in ex.maps:
+                axes[r, c].imshow(ex.maps[name], cmap="inferno")
     axes[0, 0].set_title("input + boxes", fontsize=7)
-    for c, run in enumerate(shown, start=1):
-        axes[0, c].set_title(title(run.name), fontsize=7)
+    for c, name in enumerate(names, start=1):
+        axes[0, c].set_title(title(name), fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -209,15 +280,20 @@ def render(record: dict[str, Any]) -> str:
         parts += ["The paper's figures:", paper_table(paper.CHANGE_RATE, 4)]
     parts += [
         "## Table 3: localization (Pneumonia test images, ground-truth boxes)",
-        "Maps normalized per image to [0, 1]; positives are pixels inside the union of the boxes. Detection AUC: map "
-        "maximum, Pneumonia vs Healthy. Hit rate: argmax pixel inside a box (ties: first index). mIoU/Dice at Otsu's "
-        "threshold. Energy: share of the map's mass inside the boxes.",
-        localization_table(record),
+        ("Maps normalized per image to [0, 1]; positives are pixels inside the union of the boxes. Pooled AUC and "
+         "pooled AP (average precision, the area under the precision-recall curve) over all pixels of all images; "
+         "per-image AUC and AP averaged over images. Detection AUC: map maximum, Pneumonia vs Healthy. mIoU/Dice at "
+         "Otsu's threshold. Energy: share of the map's mass inside the boxes."),
+        HIT_RATE_NOTE,
+        RANDOMIZATION_NOTE,
+        *localization_section(record),
     ]
     if any(k.startswith("mask_") for m in _ok(record).values() for k in m):
-        parts += ["Against the pixel-exact lesion masks of the synthetic data:", localization_table(record, "mask_")]
+        parts += ["Against the pixel-exact lesion masks of the synthetic data:", *localization_section(record, "mask_")]
     if real:
-        parts += [f"The paper reports a localization AUC of {paper.LOCALIZATION_AUC['pillet']} for PILLET-GAN, the highest of its methods."]
+        parts += [ARUN_AUPRC,
+                  (f"The paper reports a localization AUC of {paper.LOCALIZATION_AUC['pillet']} for PILLET-GAN, "
+                   "the highest of its methods.")]
     parts += ["## ROC", "![pooled pixel ROC](roc.png)", "## Lesion maps", "![qualitative](qualitative.png)"]
     failed = {n: m["error"] for n, m in record["methods"].items() if m["status"] != "ok"}
     if failed:
@@ -226,9 +302,9 @@ def render(record: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_report(run_dir: Path, record: dict[str, Any], runs: Sequence[Any], data: PreparedData,
-                 examples: list[str]) -> None:
+def write_report(run_dir: Path, record: dict[str, Any], curves: Sequence[RocCurve],
+                 examples: Sequence[Example]) -> None:
     """Write roc.png, qualitative.png and report.md into ``run_dir``."""
-    roc_figure(runs, run_dir / "roc.png")
-    qualitative_figure(runs, data, examples, run_dir / "qualitative.png")
+    roc_figure(curves, run_dir / "roc.png")
+    qualitative_figure(examples, run_dir / "qualitative.png")
     atomic_write_text(run_dir / "report.md", render(record))

@@ -16,7 +16,8 @@ import torch
 from bench.config import Config
 from bench.data import PreparedData, RSNADataset
 from bench.errors import BenchError
-from bench.evaluate import Figure, MethodEval, Outputs, localization_figures, resize_maps
+from bench.evaluate import MethodEval, Outputs, localization_figures, resize_maps
+from bench.figure import Figure
 
 
 def load_maps(path: Path) -> dict[str, np.ndarray]:
@@ -74,9 +75,9 @@ def summary_json(name: str, scored: dict[str, Any]) -> dict[str, Any]:
     """The ``--json`` object: headline keys plus every figure with its CI."""
     figs: dict[str, Figure] = scored["figures"]
     out: dict[str, Any] = {"name": name}
-    for key in ("pooled_auc", "pixel_auc", "hit_rate", "miou", "dice", "energy", "detection_auc"):
+    for key in ("pooled_auc", "pooled_ap", "pixel_auc", "ap", "hit_rate", "miou", "dice", "energy", "detection_auc"):
         if key in figs:
-            out["per_image_auc" if key == "pixel_auc" else key] = figs[key].value
+            out[{"pixel_auc": "per_image_auc", "ap": "per_image_ap"}.get(key, key)] = figs[key].value
     out.update({"n_images": scored["n_images"], "missing": scored["missing"], "ignored": len(scored["ignored"]),
                 "figures": {k: f.as_dict() for k, f in figs.items()}})
     return out

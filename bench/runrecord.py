@@ -1,0 +1,100 @@
+"""A run's record and per-image table, built from the methods' evaluations.
+
+The record is the one stored result of a run (``record.json``); the report and ``compare`` read
+it. Each metric entry is a :class:`bench.figure.Figure` in JSON form plus its spread over seeds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import records
+from bench.config import Config, config_hash, to_dict
+from bench.data import PreparedData
+from bench.device import resolve_device
+from bench.evaluate import MethodEval
+from bench.figure import Figure
+
+
+@dataclass
+class MethodRun:
+    """One method's results over all seeds, or its failure; ``reference`` marks a reference map."""
+
+    name: str
+    evals: list[MethodEval] = field(default_factory=list)
+    error: str | None = None
+    reference: bool = False
+
+
+def _seed_entry(figs: list[Figure]) -> dict[str, Any]:
+    """Record entry of one metric over seeds: seed-mean value, mean CI bounds, seed spread."""
+    entry = figs[0].as_dict()
+    values = [f.value for f in figs if f.value is not None]
+    if values:
+        entry["value"] = float(np.mean(values))
+        cis = [f.ci for f in figs if f.ci is not None and None not in f.ci]
+        if cis:
+            entry["ci"] = [float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))]
+    entry["seed_mean"] = entry["value"]
+    entry["seed_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return entry
+
+
+def summarize(run: MethodRun) -> dict[str, Any]:
+    """A method's record entry: status, error and per metric the seed-mean figure with its spread;
+    reference maps carry ``"reference": true``."""
+    flag = {"reference": True} if run.reference else {}
+    if run.error is not None or not run.evals:
+        return {"status": "failed", "error": run.error, "metrics": {}, **flag}
+    out: dict[str, Any] = {}
+    for name in run.evals[0].figures:
+        out[name] = _seed_entry([e.figures[name] for e in run.evals if name in e.figures])
+    return {"status": "ok", "error": None, "metrics": out, **flag}
+
+
+def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData) -> pd.DataFrame:
+    """Long table of per-image values: method, seed, patientId, domain, metric, value."""
+    domain = dict(zip(data.test.patient_ids, np.asarray(data.test.domains).tolist()))
+    rows = []
+    for run in runs:
+        for seed, ev in zip(seeds, run.evals):
+            for metric, values in ev.per_image.items():
+                for pid, v in values.items():
+                    rows.append((run.name, seed, pid, "pneumonia" if domain[pid] == 1 else "healthy", metric, v))
+    return pd.DataFrame(rows, columns=["method", "seed", "patientId", "domain", "metric", "value"])
+
+
+def _counts(ds: Any) -> dict[str, int]:
+    return {"pneumonia": int((ds.domains == 1).sum()), "healthy": int((ds.domains == 0).sum())}
+
+
+def build_record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg: Config, seeds: list[int],
+                 data: PreparedData, judge: Any, untranslated: dict[str, Figure], runs: list[MethodRun],
+                 times: dict[str, float]) -> dict[str, Any]:
+    """The run record: provenance, data counts, the evaluator with Table 1's untranslated column,
+    and one entry per method (references included, flagged)."""
+    evaluator = judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)}
+    evaluator["untranslated"] = {k: f.as_dict() for k, f in untranslated.items()}
+    return {
+        "schema": records.SCHEMA,
+        "run_id": run_id,
+        "created": started.isoformat(timespec="seconds"),
+        "commit": commit,
+        "dirty": dirty,
+        "config": to_dict(cfg),
+        "config_hash": config_hash(cfg),
+        "seeds": seeds,
+        "versions": records.versions(),
+        "device": records.device_description(resolve_device(cfg.train.device)),
+        "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
+                 "n_test": _counts(data.test), "n_tune": len(data.tune),
+                 "n_tune_by_domain": _counts(data.tune), "n_train": len(data.train), "split_counts": data.split_counts,
+                 "missing": len(data.cache.missing), "skipped": len(data.problems)},
+        "times": dict(times),
+        "evaluator": evaluator,
+        "methods": {r.name: summarize(r) for r in runs},
+    }
