@@ -22,7 +22,7 @@ LOCALIZATION_COLUMNS = [
     ("dice", "Dice"), ("energy", "energy in boxes"), ("randomization_rho", "randomization ρ"),
 ]
 UNPREFIXED = {"randomization_rho"}
-"""Columns that do not depend on the ground truth (the same figure under boxes and exact masks)."""
+"""Columns that do not depend on the ground truth: shown once, in the table against the boxes."""
 
 ORACLE = "ref_oracle"
 """The reference that sees the lesion-free twin: a ceiling, not a baseline to beat."""
@@ -98,11 +98,12 @@ def _cell(metrics: dict[str, Any], prefix: str, key: str) -> str:
 
 def localization_table(record: dict[str, Any], prefix: str = "", references: bool = False) -> str:
     """One row per method (or per reference map): the SPEC 3.3 figures with their CIs."""
-    rows = [[title(name)] + [_cell(m, prefix, key) for key, _ in LOCALIZATION_COLUMNS]
+    columns = [(key, label) for key, label in LOCALIZATION_COLUMNS if not (prefix and key in UNPREFIXED)]
+    rows = [[title(name)] + [_cell(m, prefix, key) for key, _ in columns]
             for name, m in _ok(record, references).items() if f"{prefix}pooled_auc" in m]
     if not rows:
         return "_No reference maps in this run._" if references else "_No localization figures._"
-    return _table(["reference map" if references else "method"] + [label for _, label in LOCALIZATION_COLUMNS], rows)
+    return _table(["reference map" if references else "method"] + [label for _, label in columns], rows)
 
 
 def _bounds(fig: dict[str, Any] | None) -> tuple[float, float] | None:
@@ -140,8 +141,8 @@ def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
     if not fig or fig.get("value") is None:
         return None
     truth = "exact masks" if prefix == "mask_" else "boxes"
-    return (f"The oracle {title(ORACLE)} (|x - x_without_lesion|) scores a pooled AUC of {fmt(fig)}: the ceiling "
-            f"the {truth} allow.")
+    return (f"The oracle reference {title(ORACLE)}, which sees each image's lesion-free twin, scores a pooled AUC of "
+            f"{fmt(fig)}: the ceiling the {truth} allow.")
 
 
 def localization_section(record: dict[str, Any], prefix: str = "") -> list[str]:

@@ -1,10 +1,12 @@
 """Evaluation, report and run folder, driven by small test methods (no training needed)."""
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -13,7 +15,13 @@ import bench.registry as registry
 from bench import Method, register_method
 from bench.cli import main
 from bench.config import Config
-from bench.evaluate import Outputs, MethodEval, localization_figures, translation_figures
+from bench.errors import BenchError
+from bench.evaluate import (
+    MethodEval,
+    Outputs,
+    localization_figures,
+    translation_figures,
+)
 from bench.pipeline import run_benchmark
 
 
@@ -217,3 +225,143 @@ def test_finished_model_reused_only_for_the_same_settings(smoke_cfg: Config, smo
     other.train.iterations += 1
     with pytest.raises(BenchError, match="trained with other settings"):
         train_method("t_identity", other, smoke_data, out, progress=False)
+
+
+# ---- reference maps and the model-randomization check ---------------------------------------
+
+
+class _EdgeRef(Method):
+    """Reference map for tests: horizontal gradient magnitude. Claims a randomized copy, which a
+    reference must not get a randomization figure for."""
+
+    reference = True
+
+    def fit(self, ctx) -> None:
+        pass
+
+    def localize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x[:, 0] - torch.roll(x[:, 0], 1, dims=-1)).abs()
+
+    def randomized(self, seed: int) -> Method:
+        return type(self)(self.cfg, self.device)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class _MaskRef(_EdgeRef):
+    """A reference needing the exact lesion masks (the synthetic data has them)."""
+
+    needs = frozenset({"lesion_masks"})
+
+
+class _UnmetRef(_EdgeRef):
+    """A reference needing an input no data set provides."""
+
+    needs = frozenset({"t_input_nobody_has"})
+
+
+FAKE_REFERENCES = {"t_ref_edge": _EdgeRef, "t_ref_masks": _MaskRef, "t_ref_unmet": _UnmetRef}
+
+
+@pytest.fixture()
+def fake_references():
+    for name, cls in FAKE_REFERENCES.items():
+        register_method(name)(cls)
+    yield
+    for name in FAKE_REFERENCES:
+        registry._REGISTRY.pop(name, None)
+
+
+def _fresh_gan(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
+    """Until the GAN methods implement ``randomized``: the same method untrained, seeded."""
+    if cls.randomized is not Method.randomized:
+        return
+
+    def randomized(self, seed: int) -> Method:
+        cfg = copy.deepcopy(self.cfg)
+        cfg.train.seed = seed
+        return type(self)(cfg, self.device)
+
+    monkeypatch.setattr(cls, "randomized", randomized)
+
+
+def test_resolve_methods_and_references(smoke_data, fake_references) -> None:
+    from bench.pipeline import check_needs, resolve_methods, with_references
+
+    everything = resolve_methods("all")
+    assert not set(FAKE_REFERENCES) & set(everything) and "stargan" in everything
+    names = with_references(["stargan"], smoke_data)
+    assert names[0] == "stargan" and {"t_ref_edge", "t_ref_masks"} <= set(names) and "t_ref_unmet" not in names
+    assert with_references(["t_ref_edge", "stargan"], smoke_data).count("t_ref_edge") == 1
+    check_needs(["t_ref_masks"], smoke_data)
+    with pytest.raises(BenchError, match="'t_ref_unmet' needs t_input_nobody_has"):
+        check_needs(["t_ref_unmet"], smoke_data)
+
+
+def test_randomization_rho_known_answers(smoke_cfg: Config, smoke_data, test_methods) -> None:
+    from bench.evaluate import collect_outputs, randomization_figure
+
+    method = _Identity(smoke_cfg, "cpu")
+    out = collect_outputs(method, smoke_data.test, None, smoke_cfg.eval, progress=False)
+    pneu = [pid for pid, d in zip(out.patient_ids, out.domains) if d == 1]
+
+    same = MethodEval()  # a randomized copy whose map ignores the weights: rho = 1 on every image
+    method.randomized = lambda seed: _Identity(smoke_cfg, "cpu")
+    randomization_figure(method, smoke_data.test, out, smoke_cfg.eval, same)
+    fig = same.figures["randomization_rho"]
+    assert fig.value == pytest.approx(1.0) and fig.direction == "lower" and fig.n == len(pneu)
+    assert set(same.per_image["randomization_rho"]) == set(pneu)
+
+    class _Noise(_Identity):
+        def localize(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.rand(x.shape[0], *x.shape[2:], generator=torch.Generator().manual_seed(7))
+
+    noise = MethodEval()  # a map of pure noise does not follow the trained map
+    method.randomized = lambda seed: _Noise(smoke_cfg, "cpu")
+    randomization_figure(method, smoke_data.test, out, smoke_cfg.eval, noise)
+    assert abs(noise.figures["randomization_rho"].value) < 0.2
+
+    none = MethodEval()  # nothing learned, nothing to randomize
+    randomization_figure(_EdgeRef(smoke_cfg, "cpu"), smoke_data.test, out, smoke_cfg.eval, none)
+    assert not none.figures and not none.per_image
+
+
+def test_references_by_default_not_with_flag(smoke_cfg: Config, tmp_path: Path, test_methods, fake_references,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from methods.stargan.method import StarGAN
+
+    _fresh_gan(monkeypatch, StarGAN)
+    result = run_benchmark("stargan", smoke_cfg, runs_root=tmp_path / "runs", progress=False)
+    assert result.ok
+    methods = result.record["methods"]
+    assert {"stargan", "t_ref_edge", "t_ref_masks"} <= set(methods) and "t_ref_unmet" not in methods
+    assert methods["t_ref_edge"]["reference"] is True and "reference" not in methods["stargan"]
+    gan, ref = methods["stargan"]["metrics"], methods["t_ref_edge"]["metrics"]
+    assert -1.0 <= gan["randomization_rho"]["value"] <= 1.0 and "randomization_rho" not in ref
+    assert "mask_pooled_auc" in ref and "change_rate_p2h" not in ref
+    # every figure carries the direction of the table of metric kinds
+    expected = {"pooled_auc": "higher", "mask_pooled_auc": "higher", "detection_auc": "higher", "hit_rate": "higher",
+                "miou": "higher", "energy": "higher", "accuracy_p2h": "higher", "accuracy05_all2h": "higher",
+                "change_rate_p2h": "lower", "change_rate_tol2_h2h": "lower", "randomization_rho": "lower"}
+    assert {k: gan[k]["direction"] for k in expected} == expected
+    assert {f["direction"] for f in result.record["evaluator"]["untranslated"].values()} == {"none"}
+    frame = pd.read_csv(result.run_dir / "per_image.csv")
+    rho = frame[frame.metric == "randomization_rho"]
+    assert set(rho.method) == {"stargan"} and set(rho.domain) == {"pneumonia"}
+    report = (result.run_dir / "report.md").read_text()
+    table1 = report.split("## Table 1")[1].split("## Table 3")[0]
+    assert "t_ref_edge" not in table1  # references do not translate
+    assert "Reference maps" in report and "best non-oracle reference is" in report
+
+    out = tmp_path / "no_refs"
+    args = ["run", "--methods", "stargan", "--no-references", "--preset", "smoke", "--data", smoke_cfg.data.root,
+            "--out", str(out), "--set", "train.device=cpu"]
+    assert main(args) == 0
+    (run_dir,) = out.iterdir()
+    record = json.loads((run_dir / "record.json").read_text())
+    assert set(record["methods"]) == {"stargan"}
+    assert "Reference maps" not in (run_dir / "report.md").read_text()
