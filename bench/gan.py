@@ -297,6 +297,16 @@ class GANMethod(Method):
         """|G(x, healthy) - x| averaged over channels, shape (B, H, W)."""
         return (self.translate(x, HEALTHY) - x.float()).abs().mean(1)
 
+    def randomized(self, seed: int) -> GANMethod:
+        """Same class, settings and device, with generator and critic freshly initialized under
+        ``torch.manual_seed(seed)`` (global RNG state untouched) and no training."""
+        fresh = type(self)(self.cfg, self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh.generator = fresh.build_generator()
+            fresh.critic = fresh.build_critic()
+        return fresh.to(self.device)
+
     def fit(self, ctx: TrainContext) -> None:
         """Train with the shared WGAN-GP loop (see :func:`train`)."""
         train(self, ctx)

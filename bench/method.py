@@ -49,6 +49,7 @@ class Method(abc.ABC):
     title: ClassVar[str] = ""  # display name in reports; defaults to the registry name
     translates: ClassVar[bool] = False
     reference: ClassVar[bool] = False  # a reference map (chance, trivial, prior, oracle), reported in its own block
+    needs: ClassVar[frozenset[str]] = frozenset()  # batch keys beyond "image" it needs (RSNADataset.keys)
     Params: ClassVar[type] = NoParams
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:

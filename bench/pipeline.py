@@ -55,10 +55,8 @@ def resolve_methods(spec: str) -> list[str]:
 
 
 def missing_needs(name: str, data: PreparedData) -> list[str]:
-    """What method ``name`` needs (its ``needs``) that the test split does not provide
-    (a need ``x`` is provided when the dataset's ``has_x`` is true)."""
-    needs = getattr(get_method_class(name), "needs", frozenset())
-    return sorted(n for n in needs if not getattr(data.test, f"has_{n}", False))
+    """What method ``name`` needs (its ``needs``: batch keys) that the test split does not provide."""
+    return sorted(get_method_class(name).needs - data.test.keys)
 
 
 def with_references(names: list[str], data: PreparedData) -> list[str]:

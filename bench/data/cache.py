@@ -5,6 +5,8 @@ are decoded once into ``<cache root>/<key>/images.u8``. The key hashes the label
 each image file's name, size and modification time, and the preprocessing settings; the next
 run with the same key reuses the cache, any change builds a new one. A cache is written into
 a temporary folder and renamed into place, so an interrupted build is never mistaken for one.
+On synthetic data the cache also holds ``masks.npy`` (lesion masks) and ``twins.npy`` (each image
+without its lesions, see :func:`twin_and_mask`) at the working size.
 """
 from __future__ import annotations
 
@@ -20,11 +22,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from bench.data.dicom import read_dicom, resize_area
-from bench.data.rsna import MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
+from bench.data.dicom import read_dicom, resize_area, resize_area_float
+from bench.data.rsna import LIFT_SCALE, MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
 from bench.errors import DataError
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: lesion-free twins (twins.npy) and masks from the lesion lift
 
 
 def lesionbench_home() -> Path:
@@ -61,6 +63,9 @@ def cache_key(labels: Labels, size: int) -> str:
     masks = None
     if lay.masks is not None:
         masks = {pid: _stat(lay.masks / f"{pid}.png") for pid in files}
+    lifts = None
+    if lay.lifts is not None:
+        lifts = {pid: _stat(lay.lifts / f"{pid}.png") for pid in files}
     material = {
         "version": CACHE_VERSION,
         "size": size,
@@ -69,6 +74,7 @@ def cache_key(labels: Labels, size: int) -> str:
         "domains": {p.patient_id: p.domain for p in selected(labels)},
         "images": files,
         "masks": masks,
+        "lifts": lifts,
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -89,8 +95,9 @@ class Cache:
     masks: np.ndarray | None  # (N, S, S) uint8 {0, 1} memmap, synthetic data only
     missing: list[str]
     problems: list[Problem]
-    content_hash: str = ""  # hash of what the cache holds: ids, domains, boxes, pixels, masks
+    content_hash: str = ""  # hash of what the cache holds: ids, domains, boxes, pixels, masks, twins
     reused: bool = False
+    twins: np.ndarray | None = None  # (N, S, S) uint8 lesion-free twins of images, synthetic data only
 
 
 def _load_mask(path: Path, size: int) -> np.ndarray:
@@ -102,6 +109,30 @@ def _load_mask(path: Path, size: int) -> np.ndarray:
     return (resize_area((mask > 127).astype(np.uint8) * 255, size) >= 128).astype(np.uint8)
 
 
+def _load_lift(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """The grey levels the lesions add to a synthetic image (float32, at the generated size)."""
+    try:
+        with Image.open(path) as im:
+            lift = np.asarray(im, dtype=np.float32) / LIFT_SCALE
+    except Exception as exc:
+        raise DataError(path, f"lesion lift cannot be read ({exc})") from None
+    if lift.shape != shape:
+        raise DataError(path, f"lesion lift is {lift.shape[1]}x{lift.shape[0]}, its image {shape[1]}x{shape[0]}")
+    return lift
+
+
+def twin_and_mask(image: np.ndarray, lift: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lesion-free twin and lesion mask at the working size, from the working-size image and the lift.
+
+    The lift is area-resized like the image and rounded to grey levels: twin = image - lift. The
+    mask is where the twin differs from the image, i.e. where the lesions change the 8-bit working
+    image, so |image - twin| is positive exactly on the mask (the oracle's pixel AUC is 1).
+    """
+    step = np.rint(resize_area_float(lift, size))
+    twin = np.clip(image.astype(np.float32) - step, 0, 255).astype(np.uint8)
+    return twin, (twin != image).astype(np.uint8)
+
+
 def _box_rows_problem(labels: Labels, pat: Patient, rows: int, cols: int) -> Problem | None:
     for (x, y, w, h), line in zip(pat.boxes, pat.rows):
         if x + w > cols or y + h > rows:
@@ -110,19 +141,27 @@ def _box_rows_problem(labels: Labels, pat: Patient, rows: int, cols: int) -> Pro
     return None
 
 
-def _decode_one(labels: Labels, pat: Patient, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _decode_one(labels: Labels, pat: Patient,
+                size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Working-size image, boxes, lesion mask and lesion-free twin (the last two on synthetic data)."""
     lay = labels.layout
     dec = read_dicom(lay.images / f"{pat.patient_id}.dcm")
     bad = _box_rows_problem(labels, pat, dec.rows, dec.cols)
     if bad is not None:
         raise DataError(bad.path, bad.what, bad.row)
+    image = resize_area(dec.image, size)
+    boxes = boxes_xyxy(pat.boxes, dec.rows, dec.cols, size)
+    if lay.lifts is not None:
+        twin, mask = twin_and_mask(image, _load_lift(lay.lifts / f"{pat.patient_id}.png", dec.image.shape), size)
+        return image, boxes, mask, twin
     mask = None
     if lay.masks is not None:
         mask = _load_mask(lay.masks / f"{pat.patient_id}.png", size)
-    return resize_area(dec.image, size), boxes_xyxy(pat.boxes, dec.rows, dec.cols, size), mask
+    return image, boxes, mask, None
 
 
-def content_hash(patients: list[Patient], boxes: np.ndarray, images: np.ndarray, masks: np.ndarray | None) -> str:
+def content_hash(patients: list[Patient], boxes: np.ndarray, images: np.ndarray, masks: np.ndarray | None,
+                 twins: np.ndarray | None = None) -> str:
     """Hash of the data a run sees (decoded pixels included), independent of file times and places,
     so the same data gives the same hash on every machine."""
     h = hashlib.sha256()
@@ -132,6 +171,8 @@ def content_hash(patients: list[Patient], boxes: np.ndarray, images: np.ndarray,
         h.update(np.ascontiguousarray(images[block:block + 256]).tobytes())
         if masks is not None:
             h.update(np.ascontiguousarray(masks[block:block + 256]).tobytes())
+        if twins is not None:
+            h.update(np.ascontiguousarray(twins[block:block + 256]).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -148,12 +189,13 @@ def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progre
         n = max(len(present), 1)
         images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, size, size))
         masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, size, size)) if lay.masks else None
+        twins = np.lib.format.open_memmap(tmp / "twins.npy", "w+", np.uint8, (n, size, size)) if lay.lifts else None
         kept: list[Patient] = []
         boxes = np.zeros((n, MAX_BOXES, 4), np.float32)
         problems: list[Problem] = []
         for pat in tqdm(present, desc=f"decoding DICOMs to {size}px cache", unit="img", disable=not progress):
             try:
-                img, bx, mask = _decode_one(labels, pat, size)
+                img, bx, mask, twin = _decode_one(labels, pat, size)
             except DataError as err:
                 if strict:
                     raise
@@ -163,12 +205,15 @@ def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progre
             images[i], boxes[i] = img, bx
             if masks is not None:
                 masks[i] = mask
+            if twins is not None:
+                twins[i] = twin
             kept.append(pat)
-        images.flush()
-        if masks is not None:
-            masks.flush()
+        for arr in (images, masks, twins):
+            if arr is not None:
+                arr.flush()
         content = content_hash(kept, boxes[: len(kept)], images[: len(kept)],
-                               None if masks is None else masks[: len(kept)])
+                               None if masks is None else masks[: len(kept)],
+                               None if twins is None else twins[: len(kept)])
         index = {
             "version": CACHE_VERSION,
             "key": key,
@@ -182,10 +227,11 @@ def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progre
             "missing": missing,
             "problems": [[p.path, p.what, p.row] for p in problems],
             "has_masks": masks is not None,
+            "has_twins": twins is not None,
             "content_hash": content,
         }
         (tmp / "index.json").write_text(json.dumps(index))
-        del images, masks
+        del images, masks, twins
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
@@ -199,6 +245,7 @@ def _open(dest: Path, reused: bool) -> Cache:
     n = index["n"]
     images = np.load(dest / "images.npy", mmap_mode="r")[:n]
     masks = np.load(dest / "masks.npy", mmap_mode="r")[:n] if index["has_masks"] else None
+    twins = np.load(dest / "twins.npy", mmap_mode="r")[:n] if index.get("has_twins") else None
     boxes = np.asarray(index["boxes"], dtype=np.float32).reshape(n, MAX_BOXES, 4)
     return Cache(
         path=dest,
@@ -215,6 +262,7 @@ def _open(dest: Path, reused: bool) -> Cache:
         problems=[Problem(p, w, r) for p, w, r in index["problems"]],
         content_hash=index["content_hash"],
         reused=reused,
+        twins=twins,
     )
 
 

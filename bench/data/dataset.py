@@ -19,8 +19,9 @@ def to_unit(images: np.ndarray) -> torch.Tensor:
 
 class RSNADataset(Dataset):
     """One split of the data. Sample keys: image (1,S,S) in [-1,1], domain, boxes (MAX_BOXES,4)
-    at working size, n_boxes, box_mask (1,S,S), patientId, and lesion_mask (1,S,S) when the data
-    is synthetic. Arrays are also exposed whole for fast batched access."""
+    at working size, n_boxes, box_mask (1,S,S), patientId, and when the data is synthetic
+    lesion_mask (1,S,S) and healthy_twin (1,S,S) in [-1,1] (the image without its lesions; equal to
+    the image where the mask is 0). Arrays are also exposed whole for fast batched access."""
 
     def __init__(self, cache: Cache, indices: np.ndarray) -> None:
         self.cache = cache
@@ -31,6 +32,15 @@ class RSNADataset(Dataset):
         self.n_boxes = cache.n_boxes[self.indices]
         self.patient_ids = [cache.patient_ids[i] for i in self.indices]
         self.has_lesion_masks = cache.masks is not None
+        self.has_healthy_twin = cache.twins is not None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The keys of this split's samples and batches (``Method.needs`` is checked against them)."""
+        keys = {"image", "domain", "boxes", "n_boxes", "box_mask", "patientId"}
+        keys |= {"lesion_mask"} if self.has_lesion_masks else set()
+        keys |= {"healthy_twin"} if self.has_healthy_twin else set()
+        return frozenset(keys)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -53,6 +63,8 @@ class RSNADataset(Dataset):
         if self.has_lesion_masks:
             masks = self.cache.masks[self.indices[idx]]
             out["lesion_mask"] = torch.from_numpy(np.ascontiguousarray(masks)).unsqueeze(1).float()
+        if self.has_healthy_twin:
+            out["healthy_twin"] = to_unit(self.cache.twins[self.indices[idx]])
         return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:

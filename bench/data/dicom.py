@@ -115,6 +115,12 @@ def resize_area(image: np.ndarray, size: int) -> np.ndarray:
     """Resize a 2-D uint8 image to size x size with area (box-filter) interpolation."""
     if image.shape == (size, size):
         return image.copy()
+    return np.clip(np.rint(resize_area_float(image, size)), 0, 255).astype(np.uint8)
+
+
+def resize_area_float(image: np.ndarray, size: int) -> np.ndarray:
+    """The unrounded float32 area resize behind :func:`resize_area` (same filter, same weights)."""
+    if image.shape == (size, size):
+        return image.astype(np.float32)
     pil = Image.fromarray(image.astype(np.float32), mode="F")
-    out = np.asarray(pil.resize((size, size), Image.Resampling.BOX))
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return np.asarray(pil.resize((size, size), Image.Resampling.BOX), dtype=np.float32)

@@ -22,6 +22,8 @@ LABEL_FILES = ("stage_2_train_labels.csv", "stage_1_train_labels.csv")
 CLASS_FILES = ("stage_2_detailed_class_info.csv", "stage_1_detailed_class_info.csv")
 IMAGE_DIRS = ("stage_2_train_images", "stage_1_train_images")
 MASK_DIR = "synthetic_masks"
+LIFT_DIR = "synthetic_lesion_lift"  # 16-bit PNGs: grey levels each lesion adds, times LIFT_SCALE
+LIFT_SCALE = 256
 LABEL_COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
 CLASS_COLUMNS = ("patientId", "class")
 
@@ -65,6 +67,7 @@ class Layout:
     classes: Path
     images: Path
     masks: Path | None
+    lifts: Path | None = None  # synthetic data only: what the lesions add (lesion-free twins)
 
 
 @dataclass
@@ -105,8 +108,9 @@ def find_layout(root: str | Path) -> Layout:
     labels = first(LABEL_FILES, "label CSV")
     classes = first(CLASS_FILES, "class-info CSV")
     images = first(IMAGE_DIRS, "image folder", is_dir=True)
-    masks = root / MASK_DIR
-    return Layout(root, labels, classes, images, masks if masks.is_dir() else None)
+    masks, lifts = root / MASK_DIR, root / LIFT_DIR
+    return Layout(root, labels, classes, images, masks if masks.is_dir() else None,
+                  lifts if masks.is_dir() and lifts.is_dir() else None)
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -35,7 +35,9 @@ only be told from the lesions.
 
 Output (``generate``): ``stage_2_train_labels.csv``, ``stage_2_detailed_class_info.csv``,
 ``stage_2_train_images/<patientId>.dcm`` (JPEG Baseline, 8-bit MONOCHROME2, modality CR, like
-RSNA), ``synthetic_masks/<patientId>.png`` (uint8 0/255) and ``synthetic.json`` (manifest). Box
+RSNA), ``synthetic_masks/<patientId>.png`` (uint8 0/255), ``synthetic_lesion_lift/<patientId>.png``
+(16-bit: the grey levels the lesions add, times ``LIFT_SCALE``; the cache subtracts them from the
+decoded image to get the lesion-free twin) and ``synthetic.json`` (manifest). Box
 coordinates are in the pixels of the written images. The output directory appears only when
 complete: files are written into a hidden sibling directory that is renamed at the end.
 
@@ -63,10 +65,11 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from bench.data import rsna_stats
+from bench.data.rsna import LIFT_DIR, LIFT_SCALE
 from bench.errors import BenchError
 
 GENERATOR_NAME = "lesionbench-synth"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: lesion lifts (lesion-free twins) in synthetic_lesion_lift/
 
 PNEUMONIA = "Lung Opacity"
 HEALTHY = "Normal"
@@ -122,6 +125,7 @@ class Case:
     image: np.ndarray
     mask: np.ndarray
     boxes: list[Box] = field(default_factory=list)
+    lift: np.ndarray | None = None  # float32 grey levels the lesions add (see render_case_and_lift)
 
 
 @dataclass(frozen=True)
@@ -696,17 +700,20 @@ def _double(a: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
-def _to_uint8(density: np.ndarray, ex: Exposure, rng: np.random.Generator) -> np.ndarray:
-    """Exposure curve, heel effect, blur and noise: density -> 8-bit radiograph."""
+def _exposed(density: np.ndarray, ex: Exposure) -> np.ndarray:
+    """Exposure curve, heel effect and blur: density -> noise-free signal (1 = white)."""
     size = density.shape[0]
     y = ((np.arange(size, dtype=np.float32) + 0.5) / size)[:, None]
     signal = 1.0 - np.exp(-ex.attenuation * np.clip(density, 0.0, None))
     signal = signal / (1.0 - np.exp(-ex.attenuation * 1.35))
     signal = np.clip((signal - ex.low) / (ex.high - ex.low), 0.0, 1.0) ** ex.gamma
     signal *= 1.0 + ex.heel * (y - 0.5)
-    signal = ndimage.gaussian_filter(signal, ex.blur, mode="nearest")
-    signal += ex.noise * rng.standard_normal(signal.shape, dtype=np.float32)
-    return np.clip(np.round(signal * 255.0), 0, 255).astype(np.uint8)
+    return ndimage.gaussian_filter(signal, ex.blur, mode="nearest")
+
+
+def _grey(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Signal plus noise as unrounded grey levels in [0, 255]."""
+    return np.clip((signal + noise) * 255.0, 0.0, 255.0)
 
 
 def render_case(rng: np.random.Generator, size: int, label: str = PNEUMONIA,
@@ -716,6 +723,28 @@ def render_case(rng: np.random.Generator, size: int, label: str = PNEUMONIA,
     ``with_lesions=False`` renders the same pneumonia case with the opacities left out (same
     random draws), which shows exactly what the lesions add.
     """
+    grey, twin, mask, boxes = _render(rng, size, label)
+    return np.round(grey if with_lesions else twin).astype(np.uint8), mask, boxes
+
+
+def render_case_and_lift(rng: np.random.Generator, size: int,
+                         label: str = PNEUMONIA) -> tuple[np.ndarray, np.ndarray, list[Box], np.ndarray]:
+    """Like :func:`render_case`, plus the lesions' *lift*: float32 grey levels they add to each pixel.
+
+    The lift is the exact difference between the unrounded grey levels of the image and of its
+    lesion-free twin (same anatomy, pose, exposure and noise draw; only the opacity density
+    differs): what exposure, blur and clipping make of the lesions, zero where they change
+    nothing and on images without lesions.
+    """
+    grey, twin, mask, boxes = _render(rng, size, label)
+    # exposure, blur and clipping are monotone: the lift is >= 0 up to float rounding
+    lift = np.clip(grey - twin, 0.0, None).astype(np.float32)
+    return np.round(grey).astype(np.uint8), mask, boxes, lift
+
+
+def _render(rng: np.random.Generator, size: int,
+            label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Box]]:
+    """Unrounded grey levels of the image and of its lesion-free twin, lesion mask and boxes."""
     if label not in CLASS_CODES:
         raise ValueError(f"unknown class {label!r}; expected one of {sorted(CLASS_CODES)}")
     pose = sample_pose(rng)
@@ -730,17 +759,21 @@ def render_case(rng: np.random.Generator, size: int, label: str = PNEUMONIA,
     if label == NOT_NORMAL:
         density += _add_findings(rng, u, v, anatomy, margin > 0, px)
     density, margin = _upsample(density, size), _upsample(margin, size)
+    healthy = density.copy()
     lung_mask = margin > 0
     mask = np.zeros((size, size), dtype=bool)
     boxes: list[Box] = []
     if label == PNEUMONIA:
         for limit in place_boxes(rng, pose, lung_mask):
             sl, lesion = _lesion(rng, limit, lung_mask, size)
-            if with_lesions:
-                density[sl] += lesion
+            density[sl] += lesion
             mask[sl] |= lesion > 0
             boxes.append(_reader_box(lesion > 0, sl, limit, rng))
-    return _to_uint8(density, exposure, rng), mask, boxes
+    signal = _exposed(density, exposure)
+    noise = exposure.noise * rng.standard_normal(signal.shape, dtype=np.float32)
+    grey = _grey(signal, noise)
+    twin = _grey(_exposed(healthy, exposure), noise) if boxes else grey
+    return grey, twin, mask, boxes
 
 
 def case_rng(seed: int, label: str, index: int) -> np.random.Generator:
@@ -752,8 +785,8 @@ def make_case(seed: int, label: str, index: int, size: int) -> Case:
     """Render image ``index`` of class ``label`` with its patientId (a version-4 UUID string)."""
     rng = case_rng(seed, label, index)
     patient_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
-    image, mask, boxes = render_case(rng, size, label)
-    return Case(patient_id, label, image, mask, boxes)
+    image, mask, boxes, lift = render_case_and_lift(rng, size, label)
+    return Case(patient_id, label, image, mask, boxes, lift)
 
 
 def _jpeg_bytes(image: np.ndarray, quality: int) -> bytes:
@@ -806,6 +839,12 @@ def write_dicom(path: Path, image: np.ndarray, patient_id: str, quality: int) ->
 def _write_mask(path: Path, mask: np.ndarray) -> None:
     """Write a lesion mask as an 8-bit PNG with values 0 and 255."""
     Image.fromarray(mask.astype(np.uint8) * 255, mode="L").save(path, format="PNG", compress_level=1)
+
+
+def _write_lift(path: Path, lift: np.ndarray) -> None:
+    """Write a lesion lift (grey levels) as a 16-bit PNG of ``round(lift * LIFT_SCALE)``."""
+    scaled = np.clip(np.round(lift.astype(np.float64) * LIFT_SCALE), 0, 65535).astype(np.uint16)
+    Image.fromarray(scaled).save(path, format="PNG", compress_level=1)
 
 
 def _fmt(value: int) -> str:
@@ -876,12 +915,14 @@ def generate(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool
     try:
         (tmp / IMAGE_DIR).mkdir(parents=True)
         (tmp / MASK_DIR).mkdir()
+        (tmp / LIFT_DIR).mkdir()
         cases: list[tuple[str, str, list[Box]]] = []
         for label, index in tqdm(jobs, desc="synthetic radiographs", disable=not progress, unit="img"):
             case = make_case(cfg.seed, label, index, cfg.size)
             write_dicom(tmp / IMAGE_DIR / f"{case.patient_id}.dcm", case.image, case.patient_id,
                         cfg.jpeg_quality)
             _write_mask(tmp / MASK_DIR / f"{case.patient_id}.png", case.mask)
+            _write_lift(tmp / LIFT_DIR / f"{case.patient_id}.png", case.lift)
             cases.append((case.patient_id, case.label, case.boxes))
         if len({c[0] for c in cases}) != len(cases):
             raise RuntimeError("synthetic patientIds collided; this should not happen")

@@ -3,7 +3,10 @@
 Trained on Pneumonia images only: y = tanh(x + M(x)) must look Healthy to a critic trained with
 WGAN-GP between real Healthy images and y. Generator: -mean D(y) + lambda_map |y - x|_1.
 Adam betas (0, 0.9); 5 critic steps per generator step, 100 during the first 25 generator steps
-and before every 100th. The lesion map is |M(x)|. VA-GAN only translates to Healthy.
+and before every 100th. The lesion map is |y - x| = |tanh(x + M(x)) - x|, like every translation
+method (the base class's ``localize``; SPEC 2). The reference code's |M(x)| is not used: with the
+tanh, a healthy image stays unchanged only if M(x) = atanh(x) - x, so |M| tracks brightness rather
+than lesions. VA-GAN only translates to Healthy.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, eval_mode, gradient_penalty, l1
+from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, gradient_penalty, l1
 from bench.method import HEALTHY, PNEUMONIA
 from bench.registry import register_method
 from methods.stargan.networks import check_size
@@ -90,9 +93,3 @@ class VAGAN(GANMethod):
         if bool((target != HEALTHY).any()):
             raise ValueError("VA-GAN only translates to the Healthy domain (target 0); it has no Pneumonia generator")
         return self.healthy(self.generator, x)
-
-    def localize(self, x: torch.Tensor) -> torch.Tensor:
-        """|M(x)|, shape (B, H, W)."""
-        with torch.no_grad(), eval_mode(self.generator):
-            m = self.generator(x.to(self.device).float())
-        return m.abs().mean(1).to(x.device)

@@ -2,8 +2,9 @@
 
 Map generator M: a U-Net of 3x3 conv + BatchNorm + ReLU blocks, [16,16] -> pool -> [32,32] ->
 pool -> [64,64] -> pool -> [128,128]; the decoder upsamples with 4x4/2 transposed convs
-(+BN+ReLU) to 64, 32 and 16 channels, concatenates the encoder's skip, and runs [64,64], [32,32]
-and [16]; a final 3x3 conv to one channel with no activation gives M(x). Pooling is 2x2 max.
+(+BN+ReLU) to 16 channels each (SPEC 2), concatenates the encoder's skip (64, 32, 16 channels), and
+runs [64,64], [32,32] and [16]; a final 3x3 conv to one channel with no activation gives M(x).
+Pooling is 2x2 max. 462,305 parameters.
 Critic: 3x3 conv + ReLU stack 16, pool, 32, pool, 64, 64, pool, 128, 128, pool, 256, 256, 256,
 a 1x1 conv to one channel and a global mean, one score per image; no normalization (WGAN-GP).
 """
@@ -39,8 +40,8 @@ class MapUNet(nn.Module):
         super().__init__()
         self.enc = nn.ModuleList([stage([16, 16], 1), stage([32, 32], 16), stage([64, 64], 32), stage([128, 128], 64)])
         self.pool = nn.MaxPool2d(2)
-        self.up = nn.ModuleList([upsample(128, 64), upsample(64, 32), upsample(32, 16)])
-        self.dec = nn.ModuleList([stage([64, 64], 128), stage([32, 32], 64), stage([16], 32)])
+        self.up = nn.ModuleList([upsample(128, 16), upsample(64, 16), upsample(32, 16)])
+        self.dec = nn.ModuleList([stage([64, 64], 16 + 64), stage([32, 32], 16 + 32), stage([16], 16 + 16)])
         self.out = nn.Conv2d(16, 1, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""VA-GAN: map generator, critic, Pneumonia-only training, critic schedule, |M(x)| lesion map."""
+"""VA-GAN: map generator, critic, Pneumonia-only training, critic schedule, |y - x| lesion map."""
 from __future__ import annotations
 
 import pytest
@@ -32,14 +32,27 @@ def test_translate_to_pneumonia_is_an_error(kit, gan_images):
         kit.method("vagan").translate(gan_images, PNEUMONIA)
 
 
-def test_lesion_map_is_abs_map(kit, gan_images):
+def test_lesion_map_is_the_translation_difference(kit, gan_images):
     m = kit.method("vagan")
+    with torch.no_grad():  # a visible map: the untrained M(x) is small
+        m.generator.out.bias.fill_(0.3)
     lesion = m.localize(gan_images)
+    expected = (m.translate(gan_images, HEALTHY) - gan_images).abs().mean(1)
+    assert lesion.shape == (4, 32, 32)
+    assert torch.equal(lesion, expected)
     m.generator.eval()
     with torch.no_grad():
-        expected = m.generator(gan_images).abs()[:, 0]
-    assert lesion.shape == (4, 32, 32)
-    assert torch.allclose(lesion, expected)
+        raw = m.generator(gan_images)[:, 0]
+    assert not torch.allclose(lesion, raw.abs(), atol=1e-3)  # not the reference code's |M(x)|
+    assert torch.allclose(lesion, (torch.tanh(gan_images + raw[:, None]) - gan_images).abs()[:, 0])
+
+
+def test_map_generator_has_the_spec_decoder():
+    from methods.vagan.networks import MapUNet
+
+    net = MapUNet()
+    assert sum(p.numel() for p in net.parameters()) == 462_305
+    assert [up[0].out_channels for up in net.up] == [16, 16, 16]
 
 
 def test_critic_schedule():
