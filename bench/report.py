@@ -141,8 +141,8 @@ def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
     if not fig or fig.get("value") is None:
         return None
     truth = "exact masks" if prefix == "mask_" else "boxes"
-    return (f"The oracle reference {title(ORACLE)}, which sees each image's lesion-free twin, scores a pooled AUC of "
-            f"{fmt(fig)}: the ceiling the {truth} allow.")
+    return (f"The oracle reference, which sees each image's lesion-free twin (the map |x - twin|), scores a pooled AUC "
+            f"of {fmt(fig)}: the ceiling the {truth} allow.")
 
 
 def localization_section(record: dict[str, Any], prefix: str = "") -> list[str]:

@@ -255,7 +255,7 @@ class _EdgeRef(Method):
 class _MaskRef(_EdgeRef):
     """A reference needing the exact lesion masks (the synthetic data has them)."""
 
-    needs = frozenset({"lesion_masks"})
+    needs = frozenset({"lesion_mask"})
 
 
 class _UnmetRef(_EdgeRef):

@@ -50,7 +50,7 @@ class RandomNoise(Reference):
     """Chance: uniform noise in [0, 1), seeded by ``train.seed`` and a hash of each image's pixels,
     so the same image always gets the same map whatever batch it comes in."""
 
-    title = "Reference: chance (uniform noise)"
+    title = "chance (uniform noise)"
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """Uniform noise of x's spatial shape, one reproducible draw per image."""
@@ -67,7 +67,7 @@ class RandomNoise(Reference):
 class Intensity(Reference):
     """The image itself (channel mean): lesions are brighter than the air around them."""
 
-    title = "Reference: image intensity"
+    title = "image intensity"
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """x averaged over channels, shape (B, H, W)."""
@@ -78,7 +78,7 @@ class Intensity(Reference):
 class Edge(Reference):
     """Sobel gradient magnitude of the image (``skimage.filters.sobel``, reflect padding)."""
 
-    title = "Reference: Sobel edge magnitude"
+    title = "Sobel edge magnitude"
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """skimage's Sobel magnitude of each image's channel mean, shape (B, H, W)."""
@@ -90,7 +90,7 @@ class Edge(Reference):
 class Prior(Reference):
     """Where lesions usually are: the mean box mask of the training Pneumonia images at working size."""
 
-    title = "Reference: location prior (mean training box mask)"
+    title = "location prior (mean training box mask)"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -128,7 +128,7 @@ class Prior(Reference):
 class Oracle(Reference):
     """The ideal map |x - twin|: the image minus the same image without its lesions (synthetic data only)."""
 
-    title = "Reference: oracle |x - lesion-free twin|"
+    title = "oracle (distance to the lesion-free twin)"
     needs = frozenset({"healthy_twin"})
 
     def unavailable(self, missing: frozenset[str]) -> str:
