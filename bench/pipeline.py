@@ -141,7 +141,7 @@ def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData)
 def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Path = Path("results/runs"),
                   progress: bool = True, repo: Path | None = None) -> RunResult:
     """Train (or reuse) and evaluate methods, then write record, per-image values, report and figures."""
-    from bench.evaluator import get_evaluator
+    from bench.classifier import get_evaluator
     from bench.report import write_report
 
     if n_seeds < 1:

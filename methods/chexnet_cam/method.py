@@ -1,8 +1,8 @@
 """CheXNet-CAM (the paper's baseline) and CheXNet-IG (a saliency baseline beyond the paper).
 
 Both explain the Pneumonia logit of the one shared DenseNet-121 classifier
-(:mod:`methods.chexnet_cam.classifier`, published in the store of
-:mod:`methods.chexnet_cam.store`) and translate nothing.
+(:mod:`bench.classifier`, published in the store of :mod:`bench.classifier.store`) and
+translate nothing.
 
 - ``chexnet_cam``: captum ``LayerGradCam`` on ``features.norm5`` (BatchNorm + ReLU, the final
   ReLU'd feature maps f_k), ReLU applied, upsampled with ``LayerAttribution.interpolate(...,
@@ -25,12 +25,17 @@ import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 
+from bench.classifier import (
+    ClassifierBundle,
+    DenseNetClassifier,
+    export_weights,
+    load_classifier,
+    obtain_classifier,
+)
 from bench.config import Config
 from bench.errors import BenchError, ConfigError
 from bench.method import Method, TrainContext
 from bench.registry import register_method
-from methods.chexnet_cam.classifier import DenseNetClassifier, build_classifier, export_weights, load_weights
-from methods.chexnet_cam.store import ClassifierBundle, obtain_classifier
 
 IG_MAPS = ("positive", "abs")
 
@@ -82,12 +87,8 @@ class _ChexNetMethod(Method):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the classifier saved by :meth:`state_dict`."""
-        model = build_classifier(0, "cpu")
-        load_weights(model, state["model"], f"{self.name} state")
-        model = model.to(self.device)
-        if self.cfg.classifier.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model.eval()
+        self.model = load_classifier(state["model"], f"{self.name} state", self.device,
+                                     self.cfg.classifier.channels_last)
         self.classifier_info = dict(state.get("classifier", {}))
 
     def _ready(self) -> DenseNetClassifier:

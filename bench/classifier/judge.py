@@ -2,7 +2,7 @@
 
 ``get_evaluator`` returns the classifier trained for these data and settings, loading it from
 the shared store when chexnet_cam, chexnet_ig or an earlier evaluation already trained it
-(:mod:`methods.chexnet_cam.store`), loading user weights when ``cfg.classifier.weights`` is set,
+(:mod:`bench.classifier.store`), loading user weights when ``cfg.classifier.weights`` is set,
 and training it otherwise (early stopping on the tune split). Its decision threshold is fixed once on
 the real tune images (never on the test images it judges) by
 Youden's J (maximum of tpr - fpr over sklearn's ``roc_curve``, :mod:`bench.metrics`); an image
@@ -21,15 +21,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench.classifier.model import (
+    DenseNetClassifier,
+    auc_or_nan,
+    dataset_logits,
+    predict_logits,
+)
+from bench.classifier.store import obtain_classifier
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
 from bench.device import resolve_device
-from bench.method import PNEUMONIA
+from bench.domains import PNEUMONIA
 from bench.metrics import accuracy_healthy, youden_threshold
-from methods.chexnet_cam.classifier import DenseNetClassifier, auc_or_nan, dataset_logits, predict_logits
-from methods.chexnet_cam.store import obtain_classifier
 
-_MEMO: dict[tuple[Any, ...], "Evaluator"] = {}
+_MEMO: dict[tuple[Any, ...], Evaluator] = {}
 
 
 def fixed_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
