@@ -7,7 +7,7 @@ talks to methods through this class, never through their names.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +32,7 @@ class TrainContext:
     """Everything a method needs to train: data, where to checkpoint, whether to resume.
 
     ``tune`` is the only split a method may choose on (early stopping, checkpoints, thresholds).
+    ``classifier_store`` is where the shared classifier is kept (None: ``<LESIONBENCH_HOME>/classifiers``).
     """
 
     train: RSNADataset
@@ -39,7 +40,7 @@ class TrainContext:
     out_dir: Path
     resume: bool = False
     progress: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
+    classifier_store: Path | None = None
 
 
 class Method(abc.ABC):

@@ -76,7 +76,7 @@ class _ChexNetMethod(Method):
     def fit(self, ctx: TrainContext) -> None:
         """Train the classifier (or reuse the published one, or load user weights)."""
         bundle: ClassifierBundle = obtain_classifier(
-            self.cfg, ctx.train, ctx.tune, self.device, store_dir=ctx.extras.get("classifier_store"),
+            self.cfg, ctx.train, ctx.tune, self.device, store_dir=ctx.classifier_store,
             work_dir=ctx.out_dir, resume=ctx.resume, progress=ctx.progress)
         self.model = bundle.model
         self.classifier_info = bundle.info()

@@ -183,7 +183,7 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, data, store = auc_setup
     ctx = TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "cam", progress=False,
-                       extras={"classifier_store": store})
+                       classifier_store=store)
     cam = create_method("chexnet_cam", cfg)
     cam.fit(ctx)
     info = cam.classifier_info
@@ -198,7 +198,7 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
     monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     ig = create_method("chexnet_ig", cfg)
     ig.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "ig", progress=False,
-                        extras={"classifier_store": store}))
+                        classifier_store=store))
     assert ig.classifier_info["source"] == "reused"
     assert ig.classifier_info["train_tune_auc"] == info["train_tune_auc"]
     np.testing.assert_array_equal(clf.dataset_logits(ig.model, data.tune), logits)
