@@ -22,6 +22,15 @@ PNEUMONIA = 1
 DOMAINS = ("healthy", "pneumonia")
 
 
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``over``, nested tables merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _deep_merge(out[key], value) if both else value
+    return out
+
+
 @dataclass
 class NoParams:
     """A method without hyper-parameters of its own."""
@@ -50,12 +59,22 @@ class Method(abc.ABC):
     title: ClassVar[str] = ""  # display name in reports; defaults to the registry name
     translates: ClassVar[bool] = False
     reference: ClassVar[bool] = False  # a reference map (chance, trivial, prior, oracle), reported in its own block
+    uses_classifier: ClassVar[bool] = False  # relies on the shared classifier: its settings enter the identity
     Params: ClassVar[type] = NoParams
+    # preset name -> parameter values for that preset (under the user's ``method.<name>.*`` settings)
+    preset_params: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
         self.cfg = cfg
-        self.params = resolve_params(self.Params, cfg.method.get(self.name, {}), f"method.{self.name}")
+        self.params = self.effective_params(cfg)
         self.device = resolve_device(cfg.train.device if device is None else device)
+
+    @classmethod
+    def effective_params(cls, cfg: Config) -> Any:
+        """The ``Params`` dataclass for ``cfg``: defaults, then ``preset_params[cfg.preset]``, then
+        the user's ``cfg.method[name]`` settings (unknown keys are a ConfigError)."""
+        merged = _deep_merge(cls.preset_params.get(cfg.preset, {}), cfg.method.get(cls.name, {}))
+        return resolve_params(cls.Params, merged, f"method.{cls.name}")
 
     @abc.abstractmethod
     def fit(self, ctx: TrainContext) -> None:
