@@ -45,10 +45,11 @@ from tqdm import tqdm
 
 from bench import distributed
 from bench.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from bench.config import Config, config_hash, to_dict
+from bench.config import Config, to_dict
 from bench.data.dataset import RSNADataset
 from bench.distributed import DistInfo
 from bench.errors import BenchError
+from bench.identity import artifact_identity
 from bench.method import DOMAINS, HEALTHY, Method, TrainContext
 
 Batch = dict[str, torch.Tensor]
@@ -404,10 +405,10 @@ class GANTrainer:
         self.method.iteration = self.iteration
 
 
-def _identity(method: GANMethod) -> dict[str, Any]:
-    """What must match for a checkpoint to be resumed: data, model and the method's settings."""
-    cfg = method.cfg
-    return {"data": to_dict(cfg.data), "model": to_dict(cfg.model), "params": dataclasses.asdict(method.params)}
+def resume_identity(method: GANMethod, data_hash: str) -> str:
+    """What must match for a checkpoint to be resumed: the method, its effective params, data and
+    model; the schedule may change (e.g. more iterations)."""
+    return artifact_identity(method.name, method.cfg, data_hash, dataclasses.asdict(method.params), schedule=False)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -424,24 +425,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def checkpoint_state(trainer: GANTrainer, sampler: Sampler) -> dict[str, Any]:
+def checkpoint_state(trainer: GANTrainer, sampler: Sampler, identity: str) -> dict[str, Any]:
     """Everything needed to continue training exactly: networks, optimizers, RNGs, iteration."""
-    method = trainer.method
     return {
-        **method.state_dict(),
-        "identity": config_hash(_identity(method)),
+        **trainer.method.state_dict(),
+        "identity": identity,
         "trainer": trainer.state_dict(),
         "sampler": sampler.state_dict(),
         "rng": _rng_state(),
     }
 
 
-def restore(trainer: GANTrainer, sampler: Sampler, state: dict[str, Any], path: Path) -> None:
-    """Load :func:`checkpoint_state` output, refusing a checkpoint of other settings."""
+def restore(trainer: GANTrainer, sampler: Sampler, state: dict[str, Any], path: Path, identity: str) -> None:
+    """Load :func:`checkpoint_state` output, refusing a checkpoint of another ``identity``."""
     method = trainer.method
     if state.get("format") != CHECKPOINT_FORMAT:
         raise BenchError(f"{path}: not a GAN training checkpoint")
-    if state.get("identity") != config_hash(_identity(method)):
+    if state.get("identity") != identity:
         raise BenchError(f"{path}: written with other data, model or method.{method.name} settings; "
                          "use another output folder or drop --resume")
     method.load_state_dict(state)
@@ -521,9 +521,10 @@ def train(method: GANMethod, ctx: TrainContext) -> None:
         torch.manual_seed(cfg.seed)  # the global RNGs start seeded too (a checkpoint then restores them)
         sampler = Sampler(ctx.train, cfg.seed, dist_info.rank, dist_info.world_size)
         trainer = GANTrainer(method, dist_info, bf16=cfg.bf16)
+        identity = resume_identity(method, ctx.train.cache.content_hash)
         if ctx.resume and path.is_file():
             # loaded on CPU, where RNG states must live; weights and optimizer states copy to the device
-            restore(trainer, sampler, load_checkpoint(path), path)
+            restore(trainer, sampler, load_checkpoint(path), path, identity)
         if trainer.iteration >= cfg.iterations:
             return
         if dist_info.is_main:
@@ -531,11 +532,12 @@ def train(method: GANMethod, ctx: TrainContext) -> None:
             if trainer.iteration == 0:
                 (out_dir / LOG_NAME).unlink(missing_ok=True)
             _truncate_log(out_dir / LOG_NAME, trainer.iteration)
-        _loop(trainer, sampler, ctx, path, dist_info)
+        _loop(trainer, sampler, ctx, path, dist_info, identity)
         distributed.barrier()
 
 
-def _loop(trainer: GANTrainer, sampler: Sampler, ctx: TrainContext, path: Path, dist_info: DistInfo) -> None:
+def _loop(trainer: GANTrainer, sampler: Sampler, ctx: TrainContext, path: Path, dist_info: DistInfo,
+          identity: str) -> None:
     """The training loop proper, from ``trainer.iteration`` to ``cfg.train.iterations``."""
     method = trainer.method
     cfg = method.cfg.train
@@ -550,6 +552,6 @@ def _loop(trainer: GANTrainer, sampler: Sampler, ctx: TrainContext, path: Path, 
             it = trainer.iteration
             log.update(it, trainer.g_steps, d_terms, g_terms, it % cfg.log_every == 0 or it == cfg.iterations)
             if dist_info.is_main and (it % cfg.checkpoint_every == 0 or it == cfg.iterations):
-                save_checkpoint(path, checkpoint_state(trainer, sampler))
+                save_checkpoint(path, checkpoint_state(trainer, sampler, identity))
     finally:
         log.close()

@@ -28,7 +28,8 @@ from bench.classifier.model import (
     predict_logits,
 )
 from bench.classifier.store import obtain_classifier
-from bench.config import Config, config_hash, to_dict
+from bench.classifier.train import classifier_key
+from bench.config import Config
 from bench.data import PreparedData
 from bench.device import resolve_device
 from bench.domains import PNEUMONIA
@@ -94,11 +95,11 @@ def build_evaluator(model: DenseNetClassifier, data: PreparedData, cfg: Config,
 
 
 def _memo_key(cfg: Config, data: PreparedData, cache_dir: str | Path | None, device: torch.device) -> tuple[Any, ...]:
+    """The classifier's identity plus what else shapes an evaluator: the user weights file's
+    modification time, the inference batch size, the store folder and the device."""
     weights = cfg.classifier.weights
     stamp = Path(weights).stat().st_mtime_ns if weights and Path(weights).is_file() else None
-    return (config_hash({"c": to_dict(cfg.classifier), "d": to_dict(cfg.data), "t": to_dict(cfg.train),
-                         "e": cfg.eval.batch_size}), data.manifest_hash, stamp,
-            str(cache_dir), str(device))
+    return (classifier_key(cfg, data.manifest_hash), stamp, cfg.eval.batch_size, str(cache_dir), str(device))
 
 
 def get_evaluator(cfg: Config, data: PreparedData, cache_dir: str | Path | None = None, progress: bool = True,

@@ -1,9 +1,10 @@
-"""One trained classifier per data and settings, shared by chexnet_cam, chexnet_ig and the evaluator.
+"""One trained classifier per data and settings, shared by the methods that use it
+(``Method.uses_classifier``) and the evaluator.
 
-A finished classifier is published as ``<store>/<key>/classifier.pt`` where the key hashes
-``cfg.classifier``, ``cfg.data``, the seed, the precision and the data manifest hash
-(:func:`classifier_key`). Whoever needs the classifier next (the other CAM method, the evaluator
-of another method's run) finds it there instead of training it again. The store defaults to
+A finished classifier is published as ``<store>/<key>/classifier.pt`` where the key is the
+classifier's identity: ``cfg.classifier``, ``cfg.data``, the seed, the precision and the data
+manifest hash (:func:`bench.classifier.train.classifier_key`). Whoever needs the classifier next
+(another method, the evaluator of another method's run) finds it there instead of training it again. The store defaults to
 ``<LESIONBENCH_HOME>/classifiers``. User-supplied weights (``cfg.classifier.weights``) bypass
 training and the store.
 """

@@ -40,10 +40,11 @@ from bench.classifier.model import (
     to_model_input,
 )
 from bench.classifier.weights import export_weights
-from bench.config import Config, config_hash, to_dict
+from bench.config import Config, to_dict
 from bench.data.dataset import RSNADataset
 from bench.domains import DOMAIN_CODES, PNEUMONIA
 from bench.errors import BenchError
+from bench.identity import artifact_identity
 
 CHECKPOINT_KIND = "lesionbench.classifier.train"
 MAX_ROTATE_DEG = 5.0
@@ -52,16 +53,10 @@ MAX_SHIFT = 0.04  # fraction of the image side
 
 
 def classifier_key(cfg: Config, manifest_hash: str) -> str:
-    """Key of a trained classifier: classifier and data settings, seed, precision, data manifest."""
-    material = {
-        "arch": ARCH,
-        "classifier": to_dict(cfg.classifier),
-        "data": to_dict(cfg.data),
-        "seed": cfg.train.seed,
-        "bf16": cfg.train.bf16,
-        "manifest": manifest_hash,
-    }
-    return config_hash(material)
+    """Identity of a trained classifier: its settings (with seed and precision), data settings and
+    manifest; network sizes and the GAN schedule do not enter (:func:`bench.identity.artifact_identity`)."""
+    return artifact_identity("classifier", cfg, manifest_hash, {"arch": ARCH}, classifier=True, model=False,
+                             schedule=False)
 
 
 def balanced_indices(domains: np.ndarray, batch_size: int, gen: torch.Generator) -> np.ndarray:

@@ -67,6 +67,7 @@ class _ChexNetMethod(Method):
     """Shared part: obtain the shared classifier, save and restore it, run maps on its device."""
 
     translates = False
+    uses_classifier = True
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
         super().__init__(cfg, device)
