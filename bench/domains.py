@@ -11,6 +11,7 @@ HEALTHY = 0
 PNEUMONIA = 1
 DOMAINS = ("healthy", "pneumonia")  # names, indexed by domain code
 DOMAIN_CODES = (HEALTHY, PNEUMONIA)
+EXCLUDED = -1  # domain of a patient left out of both domains
 
 # RSNA class strings (stage_2_detailed_class_info.csv)
 LUNG_OPACITY = "Lung Opacity"

@@ -50,7 +50,8 @@ from bench.data.dataset import RSNADataset
 from bench.distributed import DistInfo
 from bench.errors import BenchError
 from bench.identity import artifact_identity
-from bench.method import DOMAINS, HEALTHY, Method, TrainContext
+from bench.domains import DOMAINS, HEALTHY
+from bench.method import Method, TrainContext
 
 Batch = dict[str, torch.Tensor]
 Terms = dict[str, torch.Tensor]

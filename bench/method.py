@@ -16,10 +16,7 @@ import torch
 from bench.config import Config, resolve_params
 from bench.data.dataset import RSNADataset
 from bench.device import resolve_device
-
-HEALTHY = 0
-PNEUMONIA = 1
-DOMAINS = ("healthy", "pneumonia")
+from bench.domains import DOMAINS, HEALTHY, PNEUMONIA  # noqa: F401  (re-exported for methods)
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
