@@ -95,7 +95,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    # the user's per-method hyper-parameters, e.g. {"pillet": {"lambda_id": 10.0}}; validated by each
+    # the user's per-method hyper-parameters, e.g. {"<method>": {"<param>": 10.0}}; validated by each
     # method, applied over the method's own preset values (``Method.preset_params``)
     method: dict[str, dict[str, Any]] = field(default_factory=dict)
 

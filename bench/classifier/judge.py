@@ -1,7 +1,7 @@
 """The Table 1 evaluator (SPEC 3.2): the CheXNet classifier judging whether an image looks healthy.
 
 ``get_evaluator`` returns the classifier trained for these data and settings, loading it from
-the shared store when chexnet_cam, chexnet_ig or an earlier evaluation already trained it
+the shared store when a method using the classifier or an earlier evaluation already trained it
 (:mod:`bench.classifier.store`), loading user weights when ``cfg.classifier.weights`` is set,
 and training it otherwise (early stopping on the tune split). Its decision threshold is fixed once on
 the real tune images (never on the test images it judges) by

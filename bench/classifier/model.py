@@ -1,7 +1,7 @@
 """The CheXNet classifier network: DenseNet-121 (timm) with a single Pneumonia logit, and inference.
 
-One network serves two roles (SPEC 2 and 3.2): the CheXNet-CAM baseline and the evaluator of
-Table 1.
+One network serves two roles (SPEC 2 and 3.2): the classifier that the classifier-based methods
+explain (``Method.uses_classifier``) and the evaluator of Table 1.
 
 - **Input.** Images (B, 1, H, W) in [-1, 1] are mapped to [0, 1], replicated to 3 channels and
   normalized with the mean/std of timm's ``pretrained_cfg`` for ``densenet121`` (ImageNet), so a

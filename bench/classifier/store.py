@@ -4,8 +4,9 @@
 A finished classifier is published as ``<store>/<key>/classifier.pt`` where the key is the
 classifier's identity: ``cfg.classifier``, ``cfg.data``, the seed, the precision and the data
 manifest hash (:func:`bench.classifier.train.classifier_key`). Whoever needs the classifier next
-(another method, the evaluator of another method's run) finds it there instead of training it again. The store defaults to
-``<LESIONBENCH_HOME>/classifiers``. User-supplied weights (``cfg.classifier.weights``) bypass
+(another method, the evaluator of another method's run) finds it there instead of training it
+again. The store defaults to ``<LESIONBENCH_HOME>/classifiers``. User-supplied weights
+(``cfg.classifier.weights``) bypass
 training and the store.
 """
 from __future__ import annotations

@@ -109,6 +109,7 @@ def read_weights_file(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def load_user_classifier(path: str | Path, device: torch.device | str, channels_last: bool = False) -> DenseNetClassifier:
+def load_user_classifier(path: str | Path, device: torch.device | str,
+                         channels_last: bool = False) -> DenseNetClassifier:
     """A classifier with user-supplied weights (``cfg.classifier.weights``), in eval mode."""
     return load_classifier(read_weights_file(path), str(path), device, channels_last)
