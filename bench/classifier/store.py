@@ -6,8 +6,7 @@ classifier's identity: ``cfg.classifier``, ``cfg.data``, the seed, the precision
 manifest hash (:func:`bench.classifier.train.classifier_key`). Whoever needs the classifier next
 (another method, the evaluator of another method's run) finds it there instead of training it
 again. The store defaults to ``<LESIONBENCH_HOME>/classifiers``. User-supplied weights
-(``cfg.classifier.weights``) bypass
-training and the store.
+(``cfg.classifier.weights``) bypass training and the store.
 """
 from __future__ import annotations
 
