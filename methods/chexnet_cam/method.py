@@ -28,6 +28,7 @@ from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 from bench.classifier import (
     ClassifierBundle,
     DenseNetClassifier,
+    build_classifier,
     export_weights,
     load_classifier,
     obtain_classifier,
@@ -81,6 +82,14 @@ class _ChexNetMethod(Method):
             work_dir=ctx.out_dir, resume=ctx.resume, progress=ctx.progress)
         self.model = bundle.model
         self.classifier_info = bundle.info()
+
+    def randomized(self, seed: int) -> _ChexNetMethod:
+        """The same method and settings on a freshly initialized DenseNet-121 (``torch.manual_seed(seed)``,
+        then built; no training), for the model-randomization check."""
+        twin = type(self)(self.cfg, self.device)
+        twin.model = build_classifier(seed, self.device, self.cfg.classifier.channels_last).eval()
+        twin.classifier_info = {"source": "randomized", "seed": seed}
+        return twin
 
     def state_dict(self) -> dict[str, Any]:
         """Classifier weights (timm key names) and where they came from."""

@@ -209,3 +209,23 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
     torch.testing.assert_close(restored.localize(x), cam.localize(x))
     again = obtain_classifier(cfg, data.train, data.test, torch.device("cpu"), store_dir=store, progress=False)
     assert again.source == "reused" and again.key == info["key"]
+
+
+@pytest.mark.parametrize("name", ["chexnet_cam", "chexnet_ig"])
+def test_randomized_is_seeded_and_untrained(name: str, auc_setup: tuple[Config, PreparedData, Path],
+                                            tmp_path: Path) -> None:
+    cfg, data, store = auc_setup
+    trained = create_method(name, cfg)
+    trained.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path, progress=False,
+                             classifier_store=store))
+    x = data.test.batch(np.flatnonzero(data.test.domains == 1)[:3])["image"]
+    first, again, other = trained.randomized(3), trained.randomized(3), trained.randomized(4)
+    assert type(first) is type(trained) and first.params == trained.params and first.model is not trained.model
+    assert first.classifier_info == {"source": "randomized", "seed": 3}
+    maps = first.localize(x)
+    torch.testing.assert_close(maps, again.localize(x), rtol=0, atol=0)  # same seed, same maps
+    assert not torch.allclose(maps, trained.localize(x), atol=1e-6)  # randomization changes the map
+    assert not torch.allclose(maps, other.localize(x), atol=1e-6)
+    fresh = clf.build_classifier(3)
+    assert all(torch.equal(a, b) for a, b in zip(clf.export_weights(first.model).values(),
+                                                 clf.export_weights(fresh).values()))
