@@ -1,6 +1,7 @@
 """lesionbench: a benchmark for pixel-level lesion localization in chest X-rays."""
 from bench.config import Config, load_config
-from bench.method import DOMAINS, HEALTHY, PNEUMONIA, Method, TrainContext
+from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
+from bench.method import Method, TrainContext
 from bench.registry import create_method, get_method_class, list_methods, register_method
 
 __all__ = [

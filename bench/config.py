@@ -6,7 +6,6 @@ exact settings that produced it.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -96,7 +95,8 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    # per-method hyper-parameters, e.g. {"pillet": {"lambda_id": 10.0}}; validated by each method
+    # the user's per-method hyper-parameters, e.g. {"<method>": {"<param>": 10.0}}; validated by each
+    # method, applied over the method's own preset values (``Method.preset_params``)
     method: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -111,15 +111,9 @@ def _smoke() -> Config:
     )
 
 
-# VA-GAN's 100 critic steps for each of its first 25 generator steps (SPEC 2) take 2,500
-# iterations, more than the short presets have: they keep only the boost of every 100th step.
-_SHORT_VAGAN = {"vagan": {"boost_first": 0}}
-
-
 def _quick() -> Config:
     return Config(preset="quick", train=TrainConfig(iterations=1000, batch_size=4, checkpoint_every=250),
-                  classifier=ClassifierConfig(iterations=300, eval_every=100),
-                  method=copy.deepcopy(_SHORT_VAGAN))
+                  classifier=ClassifierConfig(iterations=300, eval_every=100))
 
 
 def _standard() -> Config:
@@ -129,7 +123,6 @@ def _standard() -> Config:
         model=ModelConfig(width=32, n_res=4),
         train=TrainConfig(iterations=1200, batch_size=4, checkpoint_every=300),
         classifier=ClassifierConfig(iterations=1000, eval_every=250),
-        method=copy.deepcopy(_SHORT_VAGAN),
     )
 
 

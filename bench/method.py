@@ -7,7 +7,7 @@ talks to methods through this class, never through their names.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,10 +16,16 @@ import torch
 from bench.config import Config, resolve_params
 from bench.data.dataset import RSNADataset
 from bench.device import resolve_device
+from bench.domains import DOMAINS, HEALTHY, PNEUMONIA  # noqa: F401  (re-exported for methods)
 
-HEALTHY = 0
-PNEUMONIA = 1
-DOMAINS = ("healthy", "pneumonia")
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``over``, nested tables merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _deep_merge(out[key], value) if both else value
+    return out
 
 
 @dataclass
@@ -32,6 +38,7 @@ class TrainContext:
     """Everything a method needs to train: data, where to checkpoint, whether to resume.
 
     ``tune`` is the only split a method may choose on (early stopping, checkpoints, thresholds).
+    ``classifier_store`` is where the shared classifier is kept (None: ``<LESIONBENCH_HOME>/classifiers``).
     """
 
     train: RSNADataset
@@ -39,7 +46,7 @@ class TrainContext:
     out_dir: Path
     resume: bool = False
     progress: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
+    classifier_store: Path | None = None
 
 
 class Method(abc.ABC):
@@ -50,12 +57,22 @@ class Method(abc.ABC):
     translates: ClassVar[bool] = False
     reference: ClassVar[bool] = False  # a reference map (chance, trivial, prior, oracle), reported in its own block
     needs: ClassVar[frozenset[str]] = frozenset()  # batch keys beyond "image" it needs (RSNADataset.keys)
+    uses_classifier: ClassVar[bool] = False  # relies on the shared classifier: its settings enter the identity
     Params: ClassVar[type] = NoParams
+    # preset name -> parameter values for that preset (under the user's ``method.<name>.*`` settings)
+    preset_params: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
         self.cfg = cfg
-        self.params = resolve_params(self.Params, cfg.method.get(self.name, {}), f"method.{self.name}")
+        self.params = self.effective_params(cfg)
         self.device = resolve_device(cfg.train.device if device is None else device)
+
+    @classmethod
+    def effective_params(cls, cfg: Config) -> Any:
+        """The ``Params`` dataclass for ``cfg``: defaults, then ``preset_params[cfg.preset]``, then
+        the user's ``cfg.method[name]`` settings (unknown keys are a ConfigError)."""
+        merged = _deep_merge(cls.preset_params.get(cfg.preset, {}), cfg.method.get(cls.name, {}))
+        return resolve_params(cls.Params, merged, f"method.{cls.name}")
 
     @abc.abstractmethod
     def fit(self, ctx: TrainContext) -> None:

@@ -149,7 +149,7 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
                   progress: bool = True, repo: Path | None = None, references: bool = True) -> RunResult:
     """Train (or reuse) and evaluate methods (plus the reference maps the data allows, unless
     ``references`` is false), then write record, per-image values, report and figures."""
-    from bench.evaluator import get_evaluator
+    from bench.classifier import get_evaluator
 
     if n_seeds < 1:
         raise BenchError(f"--seeds must be at least 1, got {n_seeds}")

@@ -7,11 +7,12 @@ on import).
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import pkgutil
 import warnings
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 
@@ -89,3 +90,9 @@ def get_method_class(name: str) -> type[Method]:
 def create_method(name: str, cfg: Config, device: str | torch.device | None = None) -> Method:
     """Instantiate the method registered under ``name`` with configuration ``cfg``."""
     return get_method_class(name)(cfg, device)
+
+
+def method_params(name: str, cfg: Config) -> dict[str, Any]:
+    """The effective hyper-parameters of method ``name`` under ``cfg`` (defaults, preset values,
+    then the user's settings), as a plain dict for records and identities."""
+    return dataclasses.asdict(get_method_class(name).effective_params(cfg))

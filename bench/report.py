@@ -292,9 +292,8 @@ def render(record: dict[str, Any]) -> str:
     if any(k.startswith("mask_") for m in _ok(record).values() for k in m):
         parts += ["Against the pixel-exact lesion masks of the synthetic data:", *localization_section(record, "mask_")]
     if real:
-        parts += [ARUN_AUPRC,
-                  (f"The paper reports a localization AUC of {paper.LOCALIZATION_AUC['pillet']} for PILLET-GAN, "
-                   "the highest of its methods.")]
+        parts += [ARUN_AUPRC] + [f"The paper reports a localization AUC of {auc} for {title(name)}."
+                                 for name, auc in paper.LOCALIZATION_AUC.items()]
     parts += ["## ROC", "![pooled pixel ROC](roc.png)", "## Lesion maps", "![qualitative](qualitative.png)"]
     failed = {n: m["error"] for n, m in record["methods"].items() if m["status"] != "ok"}
     if failed:

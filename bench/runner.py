@@ -1,33 +1,26 @@
 """Training orchestration shared by ``train`` and ``run``: checkpoints keyed by method, data and config."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
 from bench.checkpoint import load_checkpoint, save_checkpoint
-from bench.config import Config, config_hash, from_dict, to_dict
+from bench.config import Config, from_dict, to_dict
 from bench.data import PreparedData
 from bench.data.cache import lesionbench_home
 from bench.errors import BenchError
+from bench.identity import artifact_identity
 from bench.method import Method, TrainContext
-from bench.registry import create_method
+from bench.registry import create_method, get_method_class, method_params
 
 FINAL = "final.pt"
 
 
 def training_key(name: str, cfg: Config, data_hash: str) -> str:
-    """Hash of everything that determines a trained model: method, its settings, data, schedule."""
-    relevant = {
-        "method": name,
-        "params": cfg.method.get(name, {}),
-        "data": dataclasses.asdict(cfg.data),
-        "model": dataclasses.asdict(cfg.model),
-        "train": {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in ("device", "num_workers", "log_every")},
-        "classifier": dataclasses.asdict(cfg.classifier),
-        "data_hash": data_hash,
-    }
-    return config_hash(relevant)
+    """Identity of a trained method (:func:`bench.identity.artifact_identity`): the method, its
+    effective params, data, model, schedule, and the classifier settings if it uses the classifier."""
+    uses_classifier = get_method_class(name).uses_classifier
+    return artifact_identity(name, cfg, data_hash, method_params(name, cfg), classifier=uses_classifier)
 
 
 def checkpoints_root() -> Path:

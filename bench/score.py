@@ -15,6 +15,7 @@ import torch
 
 from bench.config import Config
 from bench.data import PreparedData, RSNADataset
+from bench.domains import DOMAIN_CODES, HEALTHY, PNEUMONIA
 from bench.errors import BenchError
 from bench.evaluate import MethodEval, Outputs, localization_figures, resize_maps
 from bench.figure import Figure
@@ -46,10 +47,10 @@ def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, spl
     position = {pid: i for i, pid in enumerate(ds.patient_ids)}
     known = [pid for pid in maps if pid in position]
     unknown = sorted(set(maps) - set(known))
-    pneu_ids = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == 1)]
+    pneu_ids = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == PNEUMONIA)]
     missing = [pid for pid in pneu_ids if pid not in maps]
-    used = [pid for pid in known if ds.domains[position[pid]] in (0, 1)]
-    if not any(ds.domains[position[p]] == 1 for p in used):
+    used = [pid for pid in known if ds.domains[position[pid]] in DOMAIN_CODES]
+    if not any(ds.domains[position[p]] == PNEUMONIA for p in used):
         raise BenchError(f"none of the {len(maps)} maps is for a Pneumonia image of the {split} split of {data.root}")
     idx = np.array([position[p] for p in used])
     batch = ds.batch(idx)
@@ -63,8 +64,8 @@ def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, spl
     result = MethodEval()
     localization_figures(out, cfg.eval, result)
     return {
-        "n_images": int((out.domains == 1).sum()),
-        "n_healthy_maps": int((out.domains == 0).sum()),
+        "n_images": int((out.domains == PNEUMONIA).sum()),
+        "n_healthy_maps": int((out.domains == HEALTHY).sum()),
         "missing": len(missing),
         "ignored": unknown,
         "figures": result.figures,

@@ -5,7 +5,7 @@ Run explicitly (not part of the default test run)::
     python -m pytest benchmarks/bench_classifier.py            # quick + standard, 4 variants each
     python -m pytest benchmarks/bench_classifier.py -k quick   # a subset
 
-A step is what :class:`methods.chexnet_cam.classifier.ClassifierTrainer` does per iteration:
+A step is what :class:`bench.classifier.train.ClassifierTrainer` does per iteration:
 balanced sampling, augmentation, forward, backward and the AdamW update, on random images at the
 preset's size and batch size. Variants: fp32 or bf16 autocast, NCHW or channels_last. Where bf16
 is emulated (CPUs without native bf16: a bf16 matmul slower than fp32) the bf16 cases are skipped
@@ -24,7 +24,7 @@ import torch
 
 from bench.config import load_config
 from bench.device import resolve_device
-from methods.chexnet_cam.classifier import ClassifierTrainer
+from bench.classifier import ClassifierTrainer
 from random_split import RandomSplit
 
 PRESETS = ["quick", "standard"]

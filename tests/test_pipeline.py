@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-import bench.evaluator
+import bench.classifier
 import bench.registry as registry
 from bench import Method, register_method
 from bench.cli import main
@@ -69,7 +69,7 @@ class _Judge:
 def test_methods(monkeypatch: pytest.MonkeyPatch):
     register_method("t_identity")(_Identity)
     register_method("t_broken")(_Broken)
-    monkeypatch.setattr(bench.evaluator, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
+    monkeypatch.setattr(bench.classifier, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
     yield
     registry._REGISTRY.pop("t_identity", None)
     registry._REGISTRY.pop("t_broken", None)

@@ -112,3 +112,35 @@ def test_entry_point_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     finally:
         registry._REGISTRY.pop("brightness", None)
         sys.modules.pop("thirdparty_lb", None)
+
+
+def test_preset_params_sit_under_user_settings() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class P:
+        a: int = 1
+        b: int = 2
+
+    cls = type("_Preset", (_Tiny,), {"Params": P, "preset_params": {"quick": {"a": 10, "b": 20}}})
+    register_method("registry_test_preset")(cls)
+    try:
+        assert registry.method_params("registry_test_preset", load_config("smoke")) == {"a": 1, "b": 2}
+        assert registry.method_params("registry_test_preset", load_config("quick")) == {"a": 10, "b": 20}
+        cfg = load_config("quick", sets=["method.registry_test_preset.b=3"])
+        assert registry.method_params("registry_test_preset", cfg) == {"a": 10, "b": 3}
+        assert create_method("registry_test_preset", cfg, device="cpu").params == P(10, 3)
+        with pytest.raises(BenchError, match="method.registry_test_preset.c"):
+            registry.method_params("registry_test_preset",
+                                   load_config("quick", sets=["method.registry_test_preset.c=1"]))
+    finally:
+        registry._REGISTRY.pop("registry_test_preset", None)
+
+
+def test_vagan_short_presets_drop_the_early_boost() -> None:
+    assert registry.method_params("vagan", load_config("quick"))["boost_first"] == 0
+    assert registry.method_params("vagan", load_config("standard"))["boost_first"] == 0
+    assert registry.method_params("vagan", load_config("paper"))["boost_first"] == 25
+    cfg = load_config("quick", sets=["method.vagan.boost_first=7"])
+    assert registry.method_params("vagan", cfg)["boost_first"] == 7
+    assert "vagan" not in load_config("quick").method  # the preset values live with the method

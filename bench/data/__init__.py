@@ -10,6 +10,7 @@ from bench.config import DataConfig
 from bench.data.cache import Cache, lesionbench_home, prepare_cache
 from bench.data.dataset import RSNADataset
 from bench.data.rsna import Labels, Problem, read_labels, split_patients
+from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
 
 __all__ = ["PreparedData", "RSNADataset", "default_data_root", "open_data", "read_labels"]
 
@@ -65,8 +66,7 @@ def default_data_root(cfg: DataConfig, progress: bool = True) -> Path:
 def split_counts(labels: Labels, cfg: DataConfig) -> dict[str, dict[str, int]]:
     """Patients per split and domain according to the CSVs (whatever images are present)."""
     parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
-    names = {0: "healthy", 1: "pneumonia"}
-    return {k: {names[d]: sum(p.domain == d for p in v) for d in (1, 0)} for k, v in parts.items()}
+    return {k: {DOMAINS[d]: sum(p.domain == d for p in v) for d in (PNEUMONIA, HEALTHY)} for k, v in parts.items()}
 
 
 def open_data(cfg: DataConfig, progress: bool = True) -> PreparedData:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from bench.data.dicom import read_dicom, resize_area, resize_area_float
 from bench.data.rsna import LIFT_SCALE, MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
+from bench.domains import EXCLUDED
 from bench.errors import DataError
 
 CACHE_VERSION = 3  # 3: lesion-free twins (twins.npy) and masks from the lesion lift
@@ -53,7 +54,7 @@ def _stat(path: Path) -> list[int] | None:
 
 def selected(labels: Labels) -> list[Patient]:
     """Patients of the benchmark's domains (excluded classes dropped), in patientId order."""
-    return sorted((p for p in labels.patients if p.domain >= 0), key=lambda p: p.patient_id)
+    return sorted((p for p in labels.patients if p.domain != EXCLUDED), key=lambda p: p.patient_id)
 
 
 def cache_key(labels: Labels, size: int) -> str:

@@ -12,6 +12,7 @@ from bench.config import DataConfig
 from bench.data import PreparedData, RSNADataset, split_counts
 from bench.data.dicom import read_header
 from bench.data.rsna import CLASSES, Labels, read_labels
+from bench.domains import PNEUMONIA
 from bench.errors import DataError
 
 
@@ -87,8 +88,8 @@ def preview_sheet(data: PreparedData, out: Path, n: int = 12, columns: int = 4) 
     from matplotlib.patches import Rectangle
 
     ds = RSNADataset(data.cache, np.arange(len(data.cache.patient_ids)))
-    pneu = np.flatnonzero(ds.domains == 1)[: (n + 1) // 2]
-    rest = np.flatnonzero(ds.domains != 1)[: n - len(pneu)]
+    pneu = np.flatnonzero(ds.domains == PNEUMONIA)[: (n + 1) // 2]
+    rest = np.flatnonzero(ds.domains != PNEUMONIA)[: n - len(pneu)]
     idx = np.concatenate([pneu, rest])
     if len(idx) == 0:
         raise DataError(data.root, "no decodable images to preview")
@@ -101,7 +102,7 @@ def preview_sheet(data: PreparedData, out: Path, n: int = 12, columns: int = 4) 
             ax.contour(batch["lesion_mask"][i, 0].numpy(), levels=[0.5], colors="cyan", linewidths=0.7)
         for x0, y0, x1, y1 in batch["boxes"][i, : int(batch["n_boxes"][i])].tolist():
             ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, color="red", lw=1.2))
-        label = "Pneumonia" if int(batch["domain"][i]) == 1 else "Healthy"
+        label = "Pneumonia" if int(batch["domain"][i]) == PNEUMONIA else "Healthy"
         ax.set_title(f"{label}\n{batch['patientId'][i][:13]}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")

@@ -16,21 +16,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.domains import (
+    CLASS_COLUMNS,
+    CLASS_FILES,
+    CLASSES,
+    EXCLUDED,
+    HEALTHY,
+    IMAGE_DIRS,
+    LABEL_COLUMNS,
+    LABEL_FILES,
+    LUNG_OPACITY,
+    MASK_DIR,
+    NORMAL,
+    NOT_NORMAL,
+    PNEUMONIA,
+)
 from bench.errors import DataError
 
-LABEL_FILES = ("stage_2_train_labels.csv", "stage_1_train_labels.csv")
-CLASS_FILES = ("stage_2_detailed_class_info.csv", "stage_1_detailed_class_info.csv")
-IMAGE_DIRS = ("stage_2_train_images", "stage_1_train_images")
-MASK_DIR = "synthetic_masks"
 LIFT_DIR = "synthetic_lesion_lift"  # 16-bit PNGs: grey levels each lesion adds, times LIFT_SCALE
 LIFT_SCALE = 256
-LABEL_COLUMNS = ("patientId", "x", "y", "width", "height", "Target")
-CLASS_COLUMNS = ("patientId", "class")
-
-LUNG_OPACITY = "Lung Opacity"
-NORMAL = "Normal"
-NOT_NORMAL = "No Lung Opacity / Not Normal"
-CLASSES = (LUNG_OPACITY, NORMAL, NOT_NORMAL)
 MAX_BOXES = 8
 _PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -53,7 +57,7 @@ class Patient:
 
     patient_id: str
     cls: str
-    domain: int  # 0 Healthy, 1 Pneumonia, -1 excluded
+    domain: int  # HEALTHY, PNEUMONIA or EXCLUDED (bench.domains)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, w, h
     rows: list[int] = field(default_factory=list)  # CSV line numbers of the boxes
 
@@ -147,10 +151,10 @@ def _box_problem(x: float, y: float, w: float, h: float) -> str | None:
 
 def _domain(cls: str, include_not_normal: bool) -> int:
     if cls == LUNG_OPACITY:
-        return 1
+        return PNEUMONIA
     if cls == NORMAL or (cls == NOT_NORMAL and include_not_normal):
-        return 0
-    return -1
+        return HEALTHY
+    return EXCLUDED
 
 
 def _parse_classes(path: Path, problems: list[Problem]) -> dict[str, tuple[str, int]]:
@@ -241,7 +245,7 @@ def split_patients(patients: list[Patient], val_fraction: float = 0.1, seed: int
     ``tune_fraction``.
     """
     out: dict[str, list[Patient]] = {"train": [], "tune": [], "test": []}
-    for domain in sorted({p.domain for p in patients if p.domain >= 0}):
+    for domain in sorted({p.domain for p in patients if p.domain != EXCLUDED}):
         members = sorted((p for p in patients if p.domain == domain),
                          key=lambda p: (split_of(p.patient_id, seed), p.patient_id))
         n_test = int(round(len(members) * val_fraction))

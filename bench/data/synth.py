@@ -65,21 +65,30 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from bench.data import rsna_stats
+from bench.domains import (
+    CLASS_COLUMNS,
+    CLASS_FILES,
+    IMAGE_DIRS,
+    LABEL_COLUMNS,
+    LABEL_FILES,
+    LUNG_OPACITY,
+    MASK_DIR,
+    NORMAL,
+    NOT_NORMAL,
+)
 from bench.data.rsna import LIFT_DIR, LIFT_SCALE
 from bench.errors import BenchError
 
 GENERATOR_NAME = "lesionbench-synth"
 GENERATOR_VERSION = 2  # 2: lesion lifts (lesion-free twins) in synthetic_lesion_lift/
 
-PNEUMONIA = "Lung Opacity"
-HEALTHY = "Normal"
-NOT_NORMAL = "No Lung Opacity / Not Normal"
-CLASS_CODES = {PNEUMONIA: 0, HEALTHY: 1, NOT_NORMAL: 2}
+# The random stream of each class (part of every image's seed). Not a domain code (those are
+# bench.domains.HEALTHY and PNEUMONIA): only a fixed number per class, kept so that the data stay the same.
+CLASS_STREAMS = {LUNG_OPACITY: 0, NORMAL: 1, NOT_NORMAL: 2}
 
-LABELS_CSV = "stage_2_train_labels.csv"
-CLASS_CSV = "stage_2_detailed_class_info.csv"
-IMAGE_DIR = "stage_2_train_images"
-MASK_DIR = "synthetic_masks"
+LABELS_CSV = LABEL_FILES[0]
+CLASS_CSV = CLASS_FILES[0]
+IMAGE_DIR = IMAGE_DIRS[0]
 MANIFEST = "synthetic.json"
 
 MIN_LUNG_COVER = 0.45
@@ -716,7 +725,7 @@ def _grey(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.clip((signal + noise) * 255.0, 0.0, 255.0)
 
 
-def render_case(rng: np.random.Generator, size: int, label: str = PNEUMONIA,
+def render_case(rng: np.random.Generator, size: int, label: str = LUNG_OPACITY,
                 with_lesions: bool = True) -> tuple[np.ndarray, np.ndarray, list[Box]]:
     """Render one radiograph of class ``label``: (uint8 image, bool lesion mask, boxes x y w h).
 
@@ -728,7 +737,7 @@ def render_case(rng: np.random.Generator, size: int, label: str = PNEUMONIA,
 
 
 def render_case_and_lift(rng: np.random.Generator, size: int,
-                         label: str = PNEUMONIA) -> tuple[np.ndarray, np.ndarray, list[Box], np.ndarray]:
+                         label: str = LUNG_OPACITY) -> tuple[np.ndarray, np.ndarray, list[Box], np.ndarray]:
     """Like :func:`render_case`, plus the lesions' *lift*: float32 grey levels they add to each pixel.
 
     The lift is the exact difference between the unrounded grey levels of the image and of its
@@ -745,8 +754,8 @@ def render_case_and_lift(rng: np.random.Generator, size: int,
 def _render(rng: np.random.Generator, size: int,
             label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Box]]:
     """Unrounded grey levels of the image and of its lesion-free twin, lesion mask and boxes."""
-    if label not in CLASS_CODES:
-        raise ValueError(f"unknown class {label!r}; expected one of {sorted(CLASS_CODES)}")
+    if label not in CLASS_STREAMS:
+        raise ValueError(f"unknown class {label!r}; expected one of {sorted(CLASS_STREAMS)}")
     pose = sample_pose(rng)
     anatomy = sample_anatomy(rng)
     exposure = sample_exposure(rng, size)
@@ -763,7 +772,7 @@ def _render(rng: np.random.Generator, size: int,
     lung_mask = margin > 0
     mask = np.zeros((size, size), dtype=bool)
     boxes: list[Box] = []
-    if label == PNEUMONIA:
+    if label == LUNG_OPACITY:
         for limit in place_boxes(rng, pose, lung_mask):
             sl, lesion = _lesion(rng, limit, lung_mask, size)
             density[sl] += lesion
@@ -778,7 +787,7 @@ def _render(rng: np.random.Generator, size: int,
 
 def case_rng(seed: int, label: str, index: int) -> np.random.Generator:
     """The random stream of image ``index`` of class ``label`` (independent of all others)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CLASS_CODES[label], index)))
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(CLASS_STREAMS[label], index)))
 
 
 def make_case(seed: int, label: str, index: int, size: int) -> Case:
@@ -856,8 +865,8 @@ def _write_csvs(root: Path, cases: list[tuple[str, str, list[Box]]]) -> None:
     """Write the labels and class CSVs, rows ordered by patientId, one row per box."""
     with open(root / LABELS_CSV, "w", newline="") as fl, open(root / CLASS_CSV, "w", newline="") as fc:
         labels, classes = csv.writer(fl, lineterminator="\n"), csv.writer(fc, lineterminator="\n")
-        labels.writerow(["patientId", "x", "y", "width", "height", "Target"])
-        classes.writerow(["patientId", "class"])
+        labels.writerow(LABEL_COLUMNS)
+        classes.writerow(CLASS_COLUMNS)
         for patient_id, label, boxes in sorted(cases):
             for x, y, w, h in boxes:
                 labels.writerow([patient_id, _fmt(x), _fmt(y), _fmt(w), _fmt(h), 1])
@@ -910,7 +919,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool
     tmp = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    counts = {PNEUMONIA: cfg.n_pneumonia, HEALTHY: cfg.n_healthy, NOT_NORMAL: cfg.n_not_normal}
+    counts = {LUNG_OPACITY: cfg.n_pneumonia, NORMAL: cfg.n_healthy, NOT_NORMAL: cfg.n_not_normal}
     jobs = [(label, i) for label, n in counts.items() for i in range(n)]
     try:
         (tmp / IMAGE_DIR).mkdir(parents=True)

@@ -1,8 +1,8 @@
 """CheXNet-CAM (the paper's baseline) and CheXNet-IG (a saliency baseline beyond the paper).
 
 Both explain the Pneumonia logit of the one shared DenseNet-121 classifier
-(:mod:`methods.chexnet_cam.classifier`, published in the store of
-:mod:`methods.chexnet_cam.store`) and translate nothing.
+(:mod:`bench.classifier`, published in the store of :mod:`bench.classifier.store`) and
+translate nothing.
 
 - ``chexnet_cam``: captum ``LayerGradCam`` on ``features.norm5`` (BatchNorm + ReLU, the final
   ReLU'd feature maps f_k), ReLU applied, upsampled with ``LayerAttribution.interpolate(...,
@@ -25,12 +25,18 @@ import torch
 import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 
+from bench.classifier import (
+    ClassifierBundle,
+    DenseNetClassifier,
+    build_classifier,
+    export_weights,
+    load_classifier,
+    obtain_classifier,
+)
 from bench.config import Config
 from bench.errors import BenchError, ConfigError
 from bench.method import Method, TrainContext
 from bench.registry import register_method
-from methods.chexnet_cam.classifier import DenseNetClassifier, build_classifier, export_weights, load_weights
-from methods.chexnet_cam.store import ClassifierBundle, obtain_classifier
 
 IG_MAPS = ("positive", "abs")
 
@@ -62,6 +68,7 @@ class _ChexNetMethod(Method):
     """Shared part: obtain the shared classifier, save and restore it, run maps on its device."""
 
     translates = False
+    uses_classifier = True
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
         super().__init__(cfg, device)
@@ -71,10 +78,18 @@ class _ChexNetMethod(Method):
     def fit(self, ctx: TrainContext) -> None:
         """Train the classifier (or reuse the published one, or load user weights)."""
         bundle: ClassifierBundle = obtain_classifier(
-            self.cfg, ctx.train, ctx.tune, self.device, store_dir=ctx.extras.get("classifier_store"),
+            self.cfg, ctx.train, ctx.tune, self.device, store_dir=ctx.classifier_store,
             work_dir=ctx.out_dir, resume=ctx.resume, progress=ctx.progress)
         self.model = bundle.model
         self.classifier_info = bundle.info()
+
+    def randomized(self, seed: int) -> _ChexNetMethod:
+        """The same method and settings on a freshly initialized DenseNet-121 (``torch.manual_seed(seed)``,
+        then built; no training), for the model-randomization check."""
+        twin = type(self)(self.cfg, self.device)
+        twin.model = build_classifier(seed, self.device, self.cfg.classifier.channels_last).eval()
+        twin.classifier_info = {"source": "randomized", "seed": seed}
+        return twin
 
     def state_dict(self) -> dict[str, Any]:
         """Classifier weights (timm key names) and where they came from."""
@@ -82,12 +97,8 @@ class _ChexNetMethod(Method):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the classifier saved by :meth:`state_dict`."""
-        model = build_classifier(0, "cpu")
-        load_weights(model, state["model"], f"{self.name} state")
-        model = model.to(self.device)
-        if self.cfg.classifier.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model.eval()
+        self.model = load_classifier(state["model"], f"{self.name} state", self.device,
+                                     self.cfg.classifier.channels_last)
         self.classifier_info = dict(state.get("classifier", {}))
 
     def _ready(self) -> DenseNetClassifier:

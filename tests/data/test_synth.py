@@ -52,11 +52,11 @@ def test_layout_and_headers(dataset: Path, labels: list[dict[str, str]]) -> None
     classes = _rows(dataset / synth.CLASS_CSV)
     assert [r["patientId"] for r in classes] == [r["patientId"] for r in labels]
     for lab, cls in zip(labels, classes):
-        assert (lab["Target"] == "1") == (cls["class"] == synth.PNEUMONIA)
+        assert (lab["Target"] == "1") == (cls["class"] == synth.LUNG_OPACITY)
     patients = {r["patientId"]: r["class"] for r in classes}
     assert len(patients) == CFG.n_pneumonia + CFG.n_healthy + CFG.n_not_normal
-    assert sorted(patients.values()).count(synth.PNEUMONIA) == CFG.n_pneumonia
-    assert sorted(patients.values()).count(synth.HEALTHY) == CFG.n_healthy
+    assert sorted(patients.values()).count(synth.LUNG_OPACITY) == CFG.n_pneumonia
+    assert sorted(patients.values()).count(synth.NORMAL) == CFG.n_healthy
     assert sorted(patients.values()).count(synth.NOT_NORMAL) == CFG.n_not_normal
     for pid in patients:
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", pid)
@@ -68,7 +68,7 @@ def test_layout_and_headers(dataset: Path, labels: list[dict[str, str]]) -> None
     assert manifest["generator"] == synth.GENERATOR_NAME
     assert manifest["seed"] == CFG.seed and manifest["size"] == SIZE
     assert manifest["jpeg_quality"] == CFG.jpeg_quality
-    assert manifest["counts"] == {synth.PNEUMONIA: 6, synth.HEALTHY: 6, synth.NOT_NORMAL: 2}
+    assert manifest["counts"] == {synth.LUNG_OPACITY: 6, synth.NORMAL: 6, synth.NOT_NORMAL: 2}
 
 
 def test_dicoms_decode_like_rsna(dataset: Path) -> None:
@@ -114,8 +114,8 @@ def test_masks_inside_boxes(dataset: Path, labels: list[dict[str, str]]) -> None
 
 def test_lesions_brighten_the_lung_only_inside_the_mask() -> None:
     for index in range(4):
-        with_lesion = synth.render_case(synth.case_rng(5, synth.PNEUMONIA, index), 128)
-        without = synth.render_case(synth.case_rng(5, synth.PNEUMONIA, index), 128, with_lesions=False)
+        with_lesion = synth.render_case(synth.case_rng(5, synth.LUNG_OPACITY, index), 128)
+        without = synth.render_case(synth.case_rng(5, synth.LUNG_OPACITY, index), 128, with_lesions=False)
         image, mask, boxes = with_lesion
         assert np.array_equal(mask, without[1]) and boxes == without[2] and mask.any()
         diff = image.astype(float) - without[0].astype(float)
@@ -198,7 +198,7 @@ def test_sampled_boxes_follow_rsna_statistics() -> None:
 
 
 def test_full_resolution_case() -> None:
-    image, mask, boxes = synth.render_case(synth.case_rng(0, synth.PNEUMONIA, 0), 1024)
+    image, mask, boxes = synth.render_case(synth.case_rng(0, synth.LUNG_OPACITY, 0), 1024)
     assert image.shape == mask.shape == (1024, 1024) and image.dtype == np.uint8
     assert boxes and all(x + w <= 1024 and y + h <= 1024 for x, y, w, h in boxes)
 

@@ -1,4 +1,4 @@
-"""CheXNet classifier, CheXNet-CAM and CheXNet-IG: CAM formula, training, weights, resume, maps."""
+"""CheXNet-CAM and CheXNet-IG: CAM formula, maps, user weights, the shared classifier (engine parts: tests/classifier)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,14 +10,14 @@ import torch
 from captum.attr import LayerGradCam
 from safetensors.torch import save_file
 
+from bench import classifier as clf
+from bench.classifier import obtain_classifier
 from bench.config import Config, load_config
 from bench.data import PreparedData, open_data
 from bench.errors import BenchError, ConfigError
 from bench.method import TrainContext
 from bench.registry import create_method, list_methods
-from methods.chexnet_cam import classifier as clf
 from methods.chexnet_cam.method import ChexNetCAM, cam_formula
-from methods.chexnet_cam.store import obtain_classifier
 
 
 @pytest.fixture(autouse=True)
@@ -63,20 +63,6 @@ def test_registered_and_not_translating() -> None:
         method.translate(random_images(1, 32), 0)
     with pytest.raises(BenchError, match="fit it or load"):
         method.localize(random_images(1, 32))
-
-
-def test_cam_layer_is_final_relu_features() -> None:
-    model = clf.build_classifier(0).eval()
-    x = random_images(2, 64)
-    seen = []
-    handle = model.cam_layer.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
-    with torch.no_grad():
-        feats = model.net.forward_features(model.backbone_input(x))
-        logits = model(x)
-    handle.remove()
-    assert torch.equal(seen[0], feats) and feats.min() >= 0  # norm5 output is the ReLU'd final map
-    gap = feats.mean(dim=(2, 3)) @ model.net.classifier.weight.T + model.net.classifier.bias
-    torch.testing.assert_close(logits, gap, rtol=1e-4, atol=1e-5)  # GAP then linear: CAM applies
 
 
 def test_captum_gradcam_equals_cam_formula_up_to_scale() -> None:
@@ -127,53 +113,10 @@ def test_ig_positive_vs_abs() -> None:
 # ----------------------------------------------------------------------------- weights
 
 
-def test_wrong_keys_give_one_clear_error() -> None:
-    model = clf.build_classifier(0)
-    state = clf.export_weights(model)
-    renamed = {k.replace("denseblock4", "block4"): v for k, v in state.items()}
-    with pytest.raises(BenchError) as err:
-        clf.load_weights(model, renamed, "user.pt")
-    msg = str(err.value)
-    assert "\n" not in msg and msg.startswith("user.pt:")
-    assert "missing keys (features.denseblock4" in msg and "unexpected keys (features.block4" in msg
-    n = sum("denseblock4" in k for k in state)
-    assert f"{n} missing keys" in msg and f"{n} unexpected keys" in msg
-
-    wrong_head = dict(state, **{"classifier.weight": torch.zeros(14, 1024), "classifier.bias": torch.zeros(14)})
-    with pytest.raises(BenchError, match=r"2 shape mismatches \(classifier.bias: file \(14,\) vs model \(1,\)"):
-        clf.load_weights(model, wrong_head, "chexnet14.pt")
-
-
-def test_user_weights_files(tmp_path: Path) -> None:
-    source = clf.build_classifier(5).eval()
-    x = random_images(2, 32)
-    want = clf.predict_logits(source, x)
-    weights = clf.export_weights(source)
-    save_file(weights, str(tmp_path / "w.safetensors"))
-    torch.save({f"module.{k}": v for k, v in weights.items()}, tmp_path / "w.pt")
-    for name in ("w.safetensors", "w.pt"):
-        model = clf.load_user_classifier(tmp_path / name, torch.device("cpu"))
-        torch.testing.assert_close(clf.predict_logits(model, x), want)
-
-    two = dict(weights)  # a (Healthy, Pneumonia) softmax head gives the same P(pneumonia)
-    w, b = weights["classifier.weight"], weights["classifier.bias"]
-    two["classifier.weight"] = torch.cat([torch.zeros_like(w) + 0.01, w + 0.01])
-    two["classifier.bias"] = torch.cat([torch.zeros_like(b) - 0.3, b - 0.3])
-    model = clf.build_classifier(0)
-    clf.load_weights(model, two, "two-class")
-    torch.testing.assert_close(clf.predict_logits(model, x), want, rtol=1e-4, atol=1e-4)
-
-    (tmp_path / "bad.safetensors").write_bytes(b"not a file")
-    with pytest.raises(BenchError, match="bad.safetensors"):
-        clf.read_weights_file(tmp_path / "bad.safetensors")
-    with pytest.raises(BenchError, match="does not exist"):
-        clf.read_weights_file(tmp_path / "missing.pt")
-
-
 def test_user_weights_skip_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "w.safetensors"
     save_file(clf.export_weights(clf.build_classifier(2)), str(path))
-    monkeypatch.setattr("methods.chexnet_cam.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     cfg = load_config("smoke", sets=["train.device='cpu'", f"classifier.weights={str(path)!r}"])
     method = create_method("chexnet_cam", cfg)
     fake = _FakeSplit()
@@ -202,56 +145,15 @@ class _FakeSplit:
 # ----------------------------------------------------------------------------- training
 
 
-def test_resume_gives_the_same_classifier(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path) -> None:
-    cfg = smoke_cfg
-    cfg.classifier.iterations, cfg.classifier.eval_every, cfg.classifier.batch_size = 4, 2, 2
-    cfg.classifier.patience = 100
-    full = clf.train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "a.pt", progress=False)
-
-    def crash(step: int, loss: float) -> None:
-        if step == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        clf.train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", progress=False, on_step=crash)
-    saved = clf.load_checkpoint(tmp_path / "b.pt")
-    assert saved["step"] == 2 and not saved["done"]
-    resumed = clf.train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", resume=True,
-                                   progress=False)
-    assert resumed.resumed_from == 2 and resumed.state.step == 4
-    assert resumed.state.history == full.state.history
-    for (k, a), b in zip(clf.export_weights(full.model).items(), clf.export_weights(resumed.model).values()):
-        assert torch.equal(a, b), k
-
-    again = clf.train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", resume=True,
-                                 progress=False, on_step=crash)  # finished: no step is taken
-    assert again.resumed_from == 4
-    cfg.classifier.lr = 0.5
-    with pytest.raises(BenchError, match="other classifier settings"):
-        clf.train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", resume=True, progress=False)
-
-
 def test_bf16_and_channels_last(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path) -> None:
     cfg = smoke_cfg
     cfg.train.bf16, cfg.classifier.channels_last = True, True
     cfg.classifier.iterations, cfg.classifier.eval_every, cfg.classifier.batch_size = 2, 2, 4
     out = clf.train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "c.pt", progress=False)
-    assert np.isfinite(out.state.history[-1][2]) and out.state.step == 2
     method = ChexNetCAM(cfg)
     method.load_state_dict({"model": clf.export_weights(out.model)})
     maps = method.localize(smoke_data.test.batch([0, 1])["image"])
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
-
-
-def test_balanced_sampling_and_augmentation_are_seeded() -> None:
-    domains = np.array([0] * 90 + [1] * 10)
-    idx = clf.balanced_indices(domains, 4000, torch.Generator().manual_seed(0))
-    assert 0.45 < (domains[idx] == 1).mean() < 0.55
-    x = random_images(4, 32)
-    a = clf.augment(x, torch.Generator().manual_seed(1))
-    b = clf.augment(x, torch.Generator().manual_seed(1))
-    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
-    assert a.min() >= -1 - 1e-6 and a.max() <= 1 + 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +183,7 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, data, store = auc_setup
     ctx = TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "cam", progress=False,
-                       extras={"classifier_store": store})
+                       classifier_store=store)
     cam = create_method("chexnet_cam", cfg)
     cam.fit(ctx)
     info = cam.classifier_info
@@ -293,10 +195,10 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
     print(f"held-out test AUC {test_auc:.3f}")
     assert test_auc >= 0.65, f"test AUC {test_auc:.3f} on {len(data.test)} held-out synthetic images"
 
-    monkeypatch.setattr("methods.chexnet_cam.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     ig = create_method("chexnet_ig", cfg)
     ig.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "ig", progress=False,
-                        extras={"classifier_store": store}))
+                        classifier_store=store))
     assert ig.classifier_info["source"] == "reused"
     assert ig.classifier_info["train_tune_auc"] == info["train_tune_auc"]
     np.testing.assert_array_equal(clf.dataset_logits(ig.model, data.tune), logits)
@@ -307,3 +209,23 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
     torch.testing.assert_close(restored.localize(x), cam.localize(x))
     again = obtain_classifier(cfg, data.train, data.test, torch.device("cpu"), store_dir=store, progress=False)
     assert again.source == "reused" and again.key == info["key"]
+
+
+@pytest.mark.parametrize("name", ["chexnet_cam", "chexnet_ig"])
+def test_randomized_is_seeded_and_untrained(name: str, auc_setup: tuple[Config, PreparedData, Path],
+                                            tmp_path: Path) -> None:
+    cfg, data, store = auc_setup
+    trained = create_method(name, cfg)
+    trained.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path, progress=False,
+                             classifier_store=store))
+    x = data.test.batch(np.flatnonzero(data.test.domains == 1)[:3])["image"]
+    first, again, other = trained.randomized(3), trained.randomized(3), trained.randomized(4)
+    assert type(first) is type(trained) and first.params == trained.params and first.model is not trained.model
+    assert first.classifier_info == {"source": "randomized", "seed": 3}
+    maps = first.localize(x)
+    torch.testing.assert_close(maps, again.localize(x), rtol=0, atol=0)  # same seed, same maps
+    assert not torch.allclose(maps, trained.localize(x), atol=1e-6)  # randomization changes the map
+    assert not torch.allclose(maps, other.localize(x), atol=1e-6)
+    fresh = clf.build_classifier(3)
+    assert all(torch.equal(a, b) for a, b in zip(clf.export_weights(first.model).values(),
+                                                 clf.export_weights(fresh).values()))

@@ -1,8 +1,8 @@
 """The Table 1 evaluator (SPEC 3.2): the CheXNet classifier judging whether an image looks healthy.
 
 ``get_evaluator`` returns the classifier trained for these data and settings, loading it from
-the shared store when chexnet_cam, chexnet_ig or an earlier evaluation already trained it
-(:mod:`methods.chexnet_cam.store`), loading user weights when ``cfg.classifier.weights`` is set,
+the shared store when a method using the classifier or an earlier evaluation already trained it
+(:mod:`bench.classifier.store`), loading user weights when ``cfg.classifier.weights`` is set,
 and training it otherwise (early stopping on the tune split). Its decision threshold is fixed once on
 the real tune images (never on the test images it judges) by
 Youden's J (maximum of tpr - fpr over sklearn's ``roc_curve``, :mod:`bench.metrics`); an image
@@ -21,15 +21,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.config import Config, config_hash, to_dict
+from bench.classifier.model import (
+    DenseNetClassifier,
+    auc_or_nan,
+    dataset_logits,
+    predict_logits,
+)
+from bench.classifier.store import obtain_classifier
+from bench.classifier.train import classifier_key
+from bench.config import Config
 from bench.data import PreparedData
 from bench.device import resolve_device
-from bench.method import PNEUMONIA
+from bench.domains import PNEUMONIA
 from bench.metrics import accuracy_healthy, youden_threshold
-from methods.chexnet_cam.classifier import DenseNetClassifier, auc_or_nan, dataset_logits, predict_logits
-from methods.chexnet_cam.store import obtain_classifier
 
-_MEMO: dict[tuple[Any, ...], "Evaluator"] = {}
+_MEMO: dict[tuple[Any, ...], Evaluator] = {}
 
 
 def fixed_threshold(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -89,11 +95,11 @@ def build_evaluator(model: DenseNetClassifier, data: PreparedData, cfg: Config,
 
 
 def _memo_key(cfg: Config, data: PreparedData, cache_dir: str | Path | None, device: torch.device) -> tuple[Any, ...]:
+    """The classifier's identity plus what else shapes an evaluator: the user weights file's
+    modification time, the inference batch size, the store folder and the device."""
     weights = cfg.classifier.weights
     stamp = Path(weights).stat().st_mtime_ns if weights and Path(weights).is_file() else None
-    return (config_hash({"c": to_dict(cfg.classifier), "d": to_dict(cfg.data), "t": to_dict(cfg.train),
-                         "e": cfg.eval.batch_size}), data.manifest_hash, stamp,
-            str(cache_dir), str(device))
+    return (classifier_key(cfg, data.manifest_hash), stamp, cfg.eval.batch_size, str(cache_dir), str(device))
 
 
 def get_evaluator(cfg: Config, data: PreparedData, cache_dir: str | Path | None = None, progress: bool = True,

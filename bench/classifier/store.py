@@ -1,11 +1,12 @@
-"""One trained classifier per data and settings, shared by chexnet_cam, chexnet_ig and the evaluator.
+"""One trained classifier per data and settings, shared by the methods that use it
+(``Method.uses_classifier``) and the evaluator.
 
-A finished classifier is published as ``<store>/<key>/classifier.pt`` where the key hashes
-``cfg.classifier``, ``cfg.data``, the seed, the precision and the data manifest hash
-(:func:`classifier_key`). Whoever needs the classifier next (the other CAM method, the evaluator
-of another method's run) finds it there instead of training it again. The store defaults to
-``<LESIONBENCH_HOME>/classifiers``. User-supplied weights (``cfg.classifier.weights``) bypass
-training and the store.
+A finished classifier is published as ``<store>/<key>/classifier.pt`` where the key is the
+classifier's identity: ``cfg.classifier``, ``cfg.data``, the seed, the precision and the data
+manifest hash (:func:`bench.classifier.train.classifier_key`). Whoever needs the classifier next
+(another method, the evaluator of another method's run) finds it there instead of training it
+again. The store defaults to ``<LESIONBENCH_HOME>/classifiers``. User-supplied weights
+(``cfg.classifier.weights``) bypass training and the store.
 """
 from __future__ import annotations
 
@@ -17,20 +18,18 @@ from typing import Any
 import torch
 
 from bench.checkpoint import load_checkpoint, save_checkpoint
+from bench.classifier.model import DenseNetClassifier
+from bench.classifier.train import classifier_key, train_classifier
+from bench.classifier.weights import (
+    WEIGHTS_KIND,
+    export_weights,
+    load_classifier,
+    load_user_classifier,
+)
 from bench.config import Config, to_dict
 from bench.data.cache import lesionbench_home
 from bench.data.dataset import RSNADataset
 from bench.errors import BenchError
-from methods.chexnet_cam.classifier import (
-    WEIGHTS_KIND,
-    DenseNetClassifier,
-    build_classifier,
-    classifier_key,
-    export_weights,
-    load_user_classifier,
-    load_weights,
-    train_classifier,
-)
 
 CHECKPOINT_NAME = "classifier_checkpoint.pt"
 WEIGHTS_NAME = "classifier.pt"
@@ -60,16 +59,12 @@ def classifier_store(cache_dir: str | Path | None = None) -> Path:
 
 def load_published(path: Path, key: str, device: torch.device, channels_last: bool) -> tuple[DenseNetClassifier, float]:
     """Load a classifier published by :func:`obtain_classifier` (checking its key) and its
-    validation AUC from training."""
+    tune-split AUC from training."""
     state = load_checkpoint(path)
     if state.get("kind") != WEIGHTS_KIND or state.get("key") != key:
         raise BenchError(f"{path}: not the trained classifier for key {key}; delete it to retrain")
-    model = build_classifier(0, "cpu")
-    load_weights(model, state["model"], str(path))
-    model = model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model.eval(), float(state.get("val_auc", float("nan")))
+    model = load_classifier(state["model"], str(path), device, channels_last)
+    return model, float(state.get("val_auc", float("nan")))
 
 
 def obtain_classifier(

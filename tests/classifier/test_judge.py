@@ -1,4 +1,4 @@
-"""The Table 1 evaluator: threshold on real validation images, AUC, reuse, user weights."""
+"""The Table 1 evaluator: threshold on real tune images, AUC on test, reuse, user weights."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -9,22 +9,19 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import bench.evaluator as ev
+import bench.classifier.judge as ev
+from bench import classifier as clf
 from bench.config import Config
 from bench.data import PreparedData
 from bench.errors import BenchError
-from methods.chexnet_cam import classifier as clf
 
 
 @pytest.fixture(autouse=True)
 def _fresh() -> Iterator[None]:
-    """One thread (DenseNet on tiny images) and no evaluator kept from another test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """No evaluator kept from another test."""
     ev._MEMO.clear()
     yield
     ev._MEMO.clear()
-    torch.set_num_threads(before)
 
 
 def _no_training(*args: object, **kwargs: object) -> None:
@@ -61,7 +58,7 @@ def test_trains_then_reuses(smoke_cfg: Config, smoke_data: PreparedData, tmp_pat
     assert Path(info["path"]).is_file() and Path(info["path"]).is_relative_to(tmp_path)
 
     ev._MEMO.clear()
-    monkeypatch.setattr("methods.chexnet_cam.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     again = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False)
     assert again.describe()["source"] == "reused" and again.threshold == judge.threshold
     np.testing.assert_array_equal(again.probs(x), p)
@@ -69,7 +66,7 @@ def test_trains_then_reuses(smoke_cfg: Config, smoke_data: PreparedData, tmp_pat
 
 def test_user_weights(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path,
                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("methods.chexnet_cam.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     model = clf.build_classifier(3).eval()
     path = tmp_path / "chexnet.safetensors"
     save_file(clf.export_weights(model), str(path))

@@ -1,0 +1,182 @@
+"""The shared adversarial trainer: optimizers, step schedule, (distributed) networks and the loop."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from bench import distributed
+from bench.checkpoint import load_checkpoint, save_checkpoint
+from bench.distributed import DistInfo
+from bench.gan.checkpoint import (
+    CHECKPOINT_NAME,
+    LOG_NAME,
+    TrainLog,
+    checkpoint_state,
+    restore,
+    resume_identity,
+    truncate_log,
+)
+from bench.gan.losses import Batch, Network, Terms, total
+from bench.gan.sampler import Sampler
+from bench.method import TrainContext
+
+if TYPE_CHECKING:
+    from bench.gan.method import GANMethod
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Stop gradients from reaching ``module``'s parameters for the block."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _wrap(module: nn.Module, dist_info: DistInfo, device: torch.device) -> Network:
+    """``module`` itself, or its DistributedDataParallel wrapper in a multi-process run."""
+    if not dist_info.distributed:
+        return module
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+class GANTrainer:
+    """The optimizers, step schedule and (distributed) network handles of one method's training.
+
+    In a critic step the critic runs through its DDP wrapper and the generator raw (its output is
+    not trained); in a generator step the reverse, with the critic's weights frozen.
+    """
+
+    def __init__(self, method: GANMethod, dist_info: DistInfo | None = None, bf16: bool = False) -> None:
+        dist_info = dist_info or DistInfo()
+        p = method.params
+        self.method = method
+        self.bf16 = bf16
+        self.opt_g = torch.optim.Adam(method.generator.parameters(), lr=p.lr_g, betas=method.betas)
+        self.opt_d = torch.optim.Adam(method.critic.parameters(), lr=p.lr_d, betas=method.betas)
+        self.G = _wrap(method.generator, dist_info, method.device)
+        self.D = _wrap(method.critic, dist_info, method.device)
+        self.iteration = 0
+        self.g_steps = 0
+        self.cycle = 0  # critic steps taken since the last generator step
+
+    def autocast(self) -> torch.autocast:
+        """bf16 autocast for forward passes when enabled."""
+        return torch.autocast(self.method.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def d_step(self, batch: Batch) -> Terms:
+        """One critic update; returns the detached weighted terms."""
+        self.opt_d.zero_grad(set_to_none=True)
+        with self.autocast():
+            terms = self.method.d_loss(batch, self.method.generator, self.D)
+        total(terms).backward()
+        self.opt_d.step()
+        return {k: v.detach() for k, v in terms.items()}
+
+    def g_step(self, batch: Batch) -> Terms:
+        """One generator update (critic frozen); returns the detached weighted terms."""
+        self.opt_g.zero_grad(set_to_none=True)
+        with frozen(self.method.critic):
+            with self.autocast():
+                terms = self.method.g_loss(batch, self.G, self.method.critic)
+            total(terms).backward()
+        self.opt_g.step()
+        return {k: v.detach() for k, v in terms.items()}
+
+    def step(self, batch: Batch) -> tuple[Terms, Terms | None]:
+        """One iteration: a critic step, then a generator step when the cycle is complete."""
+        d_terms = self.d_step(batch)
+        g_terms = None
+        self.cycle += 1
+        if self.cycle >= self.method.critic_steps(self.g_steps):
+            g_terms = self.g_step(batch)
+            self.g_steps += 1
+            self.cycle = 0
+        self.iteration += 1
+        self.method.iteration = self.iteration
+        return d_terms, g_terms
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizers and schedule position."""
+        return {
+            "iteration": self.iteration,
+            "g_steps": self.g_steps,
+            "cycle": self.cycle,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output."""
+        self.iteration = int(state["iteration"])
+        self.g_steps = int(state["g_steps"])
+        self.cycle = int(state["cycle"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.method.iteration = self.iteration
+
+
+def _to_device(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train(method: GANMethod, ctx: TrainContext) -> None:
+    """Train ``method`` for ``cfg.train.iterations`` critic steps, checkpointing into ``ctx.out_dir``.
+
+    With ``ctx.resume`` and an existing checkpoint the run continues where it stopped (a finished
+    run returns at once). Under torchrun (WORLD_SIZE > 1) the networks are wrapped in
+    DistributedDataParallel and only rank 0 writes files.
+    """
+    cfg = method.cfg.train
+    out_dir = Path(ctx.out_dir)
+    path = out_dir / CHECKPOINT_NAME
+    with distributed.process_group(method.device.type) as dist_info:
+        if dist_info.distributed and method.device.type == "cuda":
+            method.to(torch.device("cuda", dist_info.local_rank))
+        torch.manual_seed(cfg.seed)  # the global RNGs start seeded too (a checkpoint then restores them)
+        sampler = Sampler(ctx.train, cfg.seed, dist_info.rank, dist_info.world_size)
+        trainer = GANTrainer(method, dist_info, bf16=cfg.bf16)
+        identity = resume_identity(method, ctx.train.cache.content_hash)
+        if ctx.resume and path.is_file():
+            # loaded on CPU, where RNG states must live; weights and optimizer states copy to the device
+            restore(trainer, sampler, load_checkpoint(path), path, identity)
+        if trainer.iteration >= cfg.iterations:
+            return
+        if dist_info.is_main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if trainer.iteration == 0:
+                (out_dir / LOG_NAME).unlink(missing_ok=True)
+            truncate_log(out_dir / LOG_NAME, trainer.iteration)
+        _loop(trainer, sampler, ctx, path, dist_info, identity)
+        distributed.barrier()
+
+
+def _loop(trainer: GANTrainer, sampler: Sampler, ctx: TrainContext, path: Path, dist_info: DistInfo,
+          identity: str) -> None:
+    """The training loop proper, from ``trainer.iteration`` to ``cfg.train.iterations``."""
+    method = trainer.method
+    cfg = method.cfg.train
+    log = TrainLog(Path(ctx.out_dir) / LOG_NAME, trainer.iteration, cfg.iterations,
+               cfg.batch_size * dist_info.world_size, ctx.progress, dist_info.is_main)
+    method.generator.train()
+    method.critic.train()
+    try:
+        while trainer.iteration < cfg.iterations:
+            batch = _to_device(method.draw(sampler, cfg.batch_size), method.device)
+            d_terms, g_terms = trainer.step(batch)
+            it = trainer.iteration
+            log.update(it, trainer.g_steps, d_terms, g_terms, it % cfg.log_every == 0 or it == cfg.iterations)
+            if dist_info.is_main and (it % cfg.checkpoint_every == 0 or it == cfg.iterations):
+                save_checkpoint(path, checkpoint_state(trainer, sampler, identity))
+    finally:
+        log.close()
