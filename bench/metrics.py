@@ -10,14 +10,20 @@ Conventions shared by every function here:
 * Masks: boolean (or 0/1) arrays with the shape of the maps; ``True`` marks lesion pixels.
 * Per-image values are float64 arrays of length N; NaN marks an image where the figure is
   undefined, and summaries ignore NaNs.
-* Pooled pixel AUC is computed by a streaming histogram (:class:`PooledROC`) over the float32
-  bit patterns of the scores, never by sorting all pixels in memory.
+* Pooled pixel AUC and AUPRC (average precision) are computed by a streaming histogram
+  (:class:`PooledROC`) over the float32 bit patterns of the scores, never by sorting all pixels
+  in memory.
+* Bootstrap CIs resample images with replacement as multiplicities ``_resample_counts(n, R,
+  seed)``; every figure of one image set uses the same draws, so the ``bootstrap_stats*``
+  functions' per-resample statistics of several seeds can be averaged resample by resample
+  (:func:`seed_mean_ci`).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import rankdata
 from skimage.filters import threshold_otsu
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -30,8 +36,6 @@ CI_BITS = 16
 
 CHUNK_PIXELS = 1 << 22
 """Pixels processed at once by the streaming functions (bounds their temporary memory)."""
-
-Stat = Callable[..., np.ndarray]
 
 
 def _images(x: np.ndarray) -> np.ndarray:
@@ -239,6 +243,23 @@ def _hist_auc(neg: np.ndarray, pos: np.ndarray) -> float:
     return float(np.dot(neg, pos_above + 0.5 * pos) / (n_pos * n_neg))
 
 
+def _hist_ap(neg: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Average precision from per-bin counts ordered by increasing score, one row per histogram.
+
+    ``neg`` and ``pos`` are ``(..., n_bins)``; every bin is one threshold. With cumulative counts
+    from the highest bin down, ``AP = sum_b pos_b / P * TP_b / (TP_b + FP_b)``, which is
+    sklearn's ``average_precision_score`` (``sum_n (R_n - R_{n-1}) P_n`` over distinct
+    thresholds, tied scores forming one threshold). Returns ``(...)`` float64; NaN where P is 0.
+    """
+    neg, pos = np.asarray(neg, dtype=np.float64), np.asarray(pos, dtype=np.float64)
+    tps = np.cumsum(pos[..., ::-1], axis=-1)
+    seen = tps + np.cumsum(neg[..., ::-1], axis=-1)
+    precision = np.divide(tps, seen, out=np.zeros_like(tps), where=seen > 0)
+    n_pos = tps[..., -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_pos > 0, np.sum(pos[..., ::-1] * precision, axis=-1) / n_pos, np.nan)
+
+
 class PooledROC:
     """Streaming pixel ROC over any number of (score, label) pairs in constant memory.
 
@@ -250,7 +271,9 @@ class PooledROC:
     otherwise differs by at most :meth:`max_error`. In practice the difference is ~1e-7 for
     continuous, heavy-tailed or tied scores (exact 0 and 1 of normalized maps sit alone in their
     bins); the worst case is a large mass of exactly tied scores with continuous scores within a
-    relative 2^-11 of it, where a systematic error of a few 1e-6 was measured.
+    relative 2^-11 of it, where a systematic error of a few 1e-6 was measured. :meth:`ap` gives
+    the average precision from the same histograms, likewise exact when no bin merges distinct
+    values.
     """
 
     def __init__(self, bits: int = POINT_BITS) -> None:
@@ -287,6 +310,14 @@ class PooledROC:
     def auc(self) -> float:
         """Area under the pooled ROC (ties within a bin count one half); NaN if a class is empty."""
         return _hist_auc(self._hist[:, 0], self._hist[:, 1])
+
+    def ap(self) -> float:
+        """Average precision (area under the pooled PR curve, sklearn's step-wise definition).
+
+        Every bin is one threshold (scores within a bin count as tied); NaN if no sample is
+        positive. See :func:`_hist_ap`.
+        """
+        return float(_hist_ap(self._hist[:, 0], self._hist[:, 1]))
 
     def max_error(self) -> float:
         """Upper bound on ``|auc() - exact AUC|`` from pairs that share a bin.
@@ -337,6 +368,15 @@ def pooled_auc(maps: np.ndarray, masks: np.ndarray, bits: int = POINT_BITS) -> f
     return pooled_roc(maps, masks, bits).auc()
 
 
+def pooled_ap(maps: np.ndarray, masks: np.ndarray, bits: int = POINT_BITS) -> float:
+    """Pooled pixel AUPRC: average precision over every pixel of every image (SPEC 3.3).
+
+    Same samples and resolution as :func:`pooled_auc` (normalized maps, ``bits``-bit bins), AP as
+    ``sklearn.metrics.average_precision_score``. NaN if no pixel is positive.
+    """
+    return pooled_roc(maps, masks, bits).ap()
+
+
 # --------------------------------------------------------------------------------------------
 # 3.3 Per-image localization figures
 # --------------------------------------------------------------------------------------------
@@ -360,6 +400,27 @@ def per_image_auc(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
         out[sl] = np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+    return out
+
+
+def per_image_ap(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Average precision of every image separately, shape ``(N,)``.
+
+    Exact on the normalized map's float32 values, as ``sklearn.metrics.average_precision_score``
+    per image: the mean over positive pixels of the precision at that pixel's score, where
+    ``precision(s) = #positives >= s / #pixels >= s`` (ties form one threshold). NaN where the
+    mask is all False or all True.
+    """
+    out = np.full(_images(maps).shape[0], np.nan)
+    for sl, m, k in _normalized_chunks(maps, masks):
+        m, k = m.reshape(m.shape[0], -1).astype(np.float32), k.reshape(k.shape[0], -1)
+        at_or_above = rankdata(-m, method="max", axis=1)
+        pos_at_or_above = rankdata(np.where(k, -m, np.inf), method="max", axis=1)
+        n_pos = k.sum(axis=1)
+        precision_sum = np.where(k, pos_at_or_above / at_or_above, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ap = precision_sum / n_pos
+        out[sl] = np.where((n_pos > 0) & (n_pos < k.shape[1]), ap, np.nan)
     return out
 
 
@@ -387,15 +448,40 @@ def detection_auc(max_scores_pneumonia: np.ndarray, max_scores_healthy: np.ndarr
 
 
 def hit(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """Pointing game: 1.0 where the map's argmax pixel lies inside the mask, else 0.0.
+    """Pointing game: the expected hit of the normalized map's argmax under uniform tie-breaking.
 
-    The argmax is taken on the normalized map with ``np.argmax`` over the flattened (row-major)
-    image, so ties go to the first flat index; a constant map therefore points at pixel (0, 0).
+    The share of the pixels equal to the normalized map's maximum that lie inside the mask: 1.0
+    or 0.0 for a unique maximum, and for a constant map the mask's area fraction, so ties carry
+    no artefact of pixel order.
     """
     out = np.empty(_images(maps).shape[0], dtype=np.float64)
     for sl, m, k in _normalized_chunks(maps, masks):
-        idx = np.argmax(m.reshape(m.shape[0], -1), axis=1)
-        out[sl] = k.reshape(k.shape[0], -1)[np.arange(idx.size), idx]
+        m, k = m.reshape(m.shape[0], -1), k.reshape(k.shape[0], -1)
+        top = m == m.max(axis=1, keepdims=True)
+        out[sl] = (top & k).sum(axis=1) / top.sum(axis=1)
+    return out
+
+
+def spearman_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation between maps ``a[i]`` and ``b[i]`` of two stacks, shape ``(N,)``.
+
+    For the model-randomization sanity check (SPEC 3.3): Pearson correlation of the average
+    ranks (``scipy.stats.rankdata``) of each image's pixels, as ``scipy.stats.spearmanr`` with
+    ties. NaN where either map is constant.
+    """
+    a, b = _images(a), _images(b)
+    if a.shape != b.shape:
+        raise ValueError(f"map stacks {a.shape} and {b.shape} differ in shape")
+    out = np.empty(a.shape[0], dtype=np.float64)
+    for sl in _image_chunks(a.shape[0], a.shape[1] * a.shape[2]):
+        ra = rankdata(a[sl].reshape(-1, a.shape[1] * a.shape[2]), axis=1)
+        rb = rankdata(b[sl].reshape(-1, b.shape[1] * b.shape[2]), axis=1)
+        ra -= ra.mean(axis=1, keepdims=True)
+        rb -= rb.mean(axis=1, keepdims=True)
+        constant = (ra == 0).all(axis=1) | (rb == 0).all(axis=1)
+        denom = np.sqrt((ra * ra).sum(axis=1) * (rb * rb).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[sl] = np.where(constant, np.nan, (ra * rb).sum(axis=1) / denom)
     return out
 
 
@@ -461,31 +547,58 @@ def _percentile_ci(stats: np.ndarray, alpha: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def bootstrap_stats(
+    per_image_values: np.ndarray, n_resamples: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """Per-resample bootstrap means of per-image values, shape ``(n_resamples,)``.
+
+    Resamples all ``n`` images (NaN ones included) with the multiplicities ``w`` of
+    :func:`_resample_counts` ``(n, n_resamples, seed)``, the draws every figure of the same image
+    set uses, and takes the weighted NaN-ignoring mean ``sum(w * v) / sum(w)`` over non-NaN
+    values (equal to ``np.nanmean`` of the explicitly resampled values). NaN for a resample
+    that drew no non-NaN value. Feed these to :func:`seed_mean_ci` to combine seeds.
+    """
+    v = np.asarray(per_image_values, dtype=np.float64).reshape(-1)
+    if v.size == 0:
+        return np.full(n_resamples, np.nan)
+    valid = ~np.isnan(v)
+    w = _resample_counts(v.size, n_resamples, seed).astype(np.float64)
+    total, count = w @ np.where(valid, v, 0.0), w @ valid.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
 def bootstrap_ci(
     per_image_values: np.ndarray,
     n_resamples: int = 1000,
     seed: int = 0,
-    stat: Stat = np.nanmean,
     alpha: float = 0.05,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI ``(low, high)`` of ``stat`` over images.
+    """Percentile bootstrap CI ``(low, high)`` of the NaN-ignoring mean over images.
 
-    NaN values are dropped first; the remaining ``n`` values are resampled with replacement
-    ``n_resamples`` times (``np.random.default_rng(seed).integers(0, n, (n_resamples, n))``),
-    ``stat(sample, axis=1)`` is evaluated on each resample and the ``alpha/2`` and
-    ``1 - alpha/2`` percentiles are returned. ``(nan, nan)`` when no value is left.
+    The ``alpha/2`` and ``1 - alpha/2`` percentiles of :func:`bootstrap_stats` (all images are
+    resampled, NaNs ignored within each resample); ``(nan, nan)`` when no value is finite.
+    Equals ``seed_mean_ci([bootstrap_stats(values, n_resamples, seed)], alpha)``.
     """
-    v = np.asarray(per_image_values, dtype=np.float64).reshape(-1)
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    rows = max(1, CHUNK_PIXELS // v.size)
-    stats = []
-    for done in range(0, n_resamples, rows):
-        sample = v[rng.integers(0, v.size, size=(min(rows, n_resamples - done), v.size))]
-        stats.append(np.asarray(stat(sample, axis=1), dtype=np.float64))
-    return _percentile_ci(np.concatenate(stats), alpha)
+    return _percentile_ci(bootstrap_stats(per_image_values, n_resamples, seed), alpha)
+
+
+def seed_mean_ci(stats_per_seed: list[np.ndarray], alpha: float = 0.05) -> tuple[float, float]:
+    """Percentile CI of a figure's mean over seeds from each seed's per-resample statistics.
+
+    ``stats_per_seed[s]`` is the ``bootstrap_stats*`` output of seed ``s``, computed on the same
+    images in the same order with the same bootstrap seed, so resample ``r`` draws the same images
+    for every seed. The statistic of resample ``r`` is the mean over seeds of their resample-``r``
+    values (NaN if any seed's is NaN, then ignored), and the interval is its ``alpha/2`` and
+    ``1 - alpha/2`` percentiles. With one seed this is that seed's own CI.
+    """
+    if len(stats_per_seed) == 0:
+        raise ValueError("seed_mean_ci needs the bootstrap statistics of at least one seed")
+    lengths = {np.asarray(s).size for s in stats_per_seed}
+    if len(lengths) != 1:
+        raise ValueError(f"seeds have different numbers of bootstrap resamples: {sorted(lengths)}")
+    stacked = np.stack([np.asarray(s, dtype=np.float64).reshape(-1) for s in stats_per_seed])
+    return _percentile_ci(stacked.mean(axis=0), alpha)
 
 
 def paired_bootstrap_diff_ci(
@@ -493,24 +606,25 @@ def paired_bootstrap_diff_ci(
     b: np.ndarray,
     n_resamples: int = 1000,
     seed: int = 0,
-    stat: Stat = np.nanmean,
     alpha: float = 0.05,
 ) -> tuple[float, float]:
-    """Bootstrap CI of ``stat(b - a)`` over images paired by index (default: mean difference).
+    """Bootstrap CI of the mean of ``b - a`` over images paired by index.
 
-    Images where either value is NaN are dropped; the differences are resampled as in
-    :func:`bootstrap_ci`. A change between two runs is significant when the interval excludes 0.
+    Pairs where either value is NaN are ignored, resampled as in :func:`bootstrap_ci`. A change
+    between two runs is significant when the interval excludes 0.
     """
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     b = np.asarray(b, dtype=np.float64).reshape(-1)
     if a.shape != b.shape:
         raise ValueError(f"paired values differ in length: {a.size} vs {b.size}")
-    return bootstrap_ci(b - a, n_resamples=n_resamples, seed=seed, stat=stat, alpha=alpha)
+    return bootstrap_ci(b - a, n_resamples=n_resamples, seed=seed, alpha=alpha)
 
 
-def _image_histograms(
-    maps: np.ndarray, masks: np.ndarray, bits: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+Cells = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+"""Sparse per-image histogram rows ``(image, bin, label, count)`` of :func:`_image_histograms`."""
+
+
+def _image_histograms(maps: np.ndarray, masks: np.ndarray, bits: int) -> Cells:
     """Sparse per-image histograms of the normalized maps at ``bits`` bits.
 
     Returns ``(image, bin, label, count)`` rows for every non-empty (image, bin, label) cell,
@@ -538,19 +652,9 @@ def _dense_block(
     return block
 
 
-def pairwise_auc_counts(
-    maps: np.ndarray, masks: np.ndarray, bits: int = CI_BITS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mann-Whitney counts between images: ``C[i, j]``, positives ``P[i]``, negatives ``N[j]``.
-
-    ``C[i, j]`` counts the pairs (positive pixel of image i, negative pixel of image j) where
-    the positive scores higher, ties (same ``bits``-bit bin) counting one half. For image
-    multiplicities ``w`` the pooled AUC of the weighted image set is
-    ``w @ C @ w / ((w @ P) * (w @ N))``; with ``w = 1`` it is :func:`pooled_auc` at ``bits`` bits.
-    Memory: ``N^2`` floats for C plus dense ``(n_images, chunk)`` blocks over the used bins.
-    """
-    n = _images(maps).shape[0]
-    image, bins, label, count = _image_histograms(maps, masks, bits)
+def _pairwise_from_cells(cells: Cells, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pairwise_auc_counts` from per-image histogram cells of ``n`` images."""
+    image, bins, label, count = cells
     used, col = np.unique(bins, return_inverse=True)
     is_pos = label == 1
     pos_cells = image[is_pos], col[is_pos], count[is_pos]
@@ -569,6 +673,74 @@ def pairwise_auc_counts(
     return c, n_pos, n_neg
 
 
+def pairwise_auc_counts(
+    maps: np.ndarray, masks: np.ndarray, bits: int = CI_BITS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mann-Whitney counts between images: ``C[i, j]``, positives ``P[i]``, negatives ``N[j]``.
+
+    ``C[i, j]`` counts the pairs (positive pixel of image i, negative pixel of image j) where
+    the positive scores higher, ties (same ``bits``-bit bin) counting one half. For image
+    multiplicities ``w`` the pooled AUC of the weighted image set is
+    ``w @ C @ w / ((w @ P) * (w @ N))``; with ``w = 1`` it is :func:`pooled_auc` at ``bits`` bits.
+    Memory: ``N^2`` floats for C plus dense ``(n_images, chunk)`` blocks over the used bins.
+    """
+    return _pairwise_from_cells(_image_histograms(maps, masks, bits), _images(maps).shape[0])
+
+
+def _pooled_auc_stats(cells: Cells, n: int, counts: np.ndarray) -> np.ndarray:
+    """Pooled AUC of every resample (rows of image multiplicities ``counts``), NaN if undefined."""
+    c, n_pos, n_neg = _pairwise_from_cells(cells, n)
+    w = counts.astype(np.float64)
+    denom = (w @ n_pos) * (w @ n_neg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        aucs = np.einsum("ri,ri->r", w @ c, w) / denom
+    return np.where(denom > 0, aucs, np.nan)
+
+
+def _pooled_ap_stats(cells: Cells, n: int, counts: np.ndarray) -> np.ndarray:
+    """Pooled AP of every resample (rows of image multiplicities ``counts``), NaN if undefined.
+
+    Resample ``r``'s pooled histograms are ``w_r @ H_pos`` and ``w_r @ H_neg`` with the sparse
+    ``(n_images, n_bins)`` per-image histograms; resamples are processed in chunks so that the
+    dense ``(chunk, n_bins)`` products stay within about :data:`CHUNK_PIXELS` floats.
+    """
+    image, bins, label, count = cells
+    used, col = np.unique(bins, return_inverse=True)
+    is_pos = label == 1
+
+    def by_bin(sel: np.ndarray) -> sparse.csr_matrix:
+        values = count[sel].astype(np.float64)
+        return sparse.csr_matrix((values, (col[sel], image[sel])), shape=(used.size, n))
+
+    pos_t, neg_t = by_bin(is_pos), by_bin(~is_pos)
+    out = np.empty(counts.shape[0])
+    rows = max(1, CHUNK_PIXELS // (2 * max(1, used.size)))
+    for r0 in range(0, counts.shape[0], rows):
+        w_t = np.ascontiguousarray(counts[r0 : r0 + rows].T, dtype=np.float64)
+        out[r0 : r0 + rows] = _hist_ap((neg_t @ w_t).T, (pos_t @ w_t).T)
+    return out
+
+
+def bootstrap_stats_pooled(
+    maps: np.ndarray,
+    masks: np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    bits: int = CI_BITS,
+) -> np.ndarray:
+    """Pooled pixel AUC of every bootstrap resample of the images, shape ``(n_resamples,)``.
+
+    Images are resampled with the multiplicities of :func:`_resample_counts`; each resample's
+    pooled AUC is computed exactly (at ``bits``-bit score resolution, default 16: sign +
+    exponent + 7 mantissa bits, relative bin width 2^-7) from the pairwise image counts of
+    :func:`pairwise_auc_counts` as a quadratic form in the multiplicities; no pixel is revisited
+    per resample. NaN for a resample without positive or negative pixels.
+    """
+    n = _images(maps).shape[0]
+    counts = _resample_counts(n, n_resamples, seed)
+    return _pooled_auc_stats(_image_histograms(maps, masks, bits), n, counts)
+
+
 def bootstrap_ci_pooled(
     maps: np.ndarray,
     masks: np.ndarray,
@@ -577,21 +749,67 @@ def bootstrap_ci_pooled(
     alpha: float = 0.05,
     bits: int = CI_BITS,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of the pooled pixel AUC, resampling images with replacement.
+    """Percentile bootstrap CI of the pooled pixel AUC from :func:`bootstrap_stats_pooled`.
 
-    Every resample's pooled AUC is computed exactly (at ``bits``-bit score resolution, default
-    16: sign + exponent + 7 mantissa bits, relative bin width 2^-7) from the pairwise image
-    counts of :func:`pairwise_auc_counts` as a quadratic form in the image multiplicities; no
-    pixel is revisited per resample. The point estimate (:func:`pooled_auc`) uses 20 bits; the
-    coarser CI resolution shifts the AUC only by pairs sharing a bin (typically < 1e-3 absolute),
-    negligible against the CI's width.
+    The point estimate (:func:`pooled_auc`) uses 20 bits; the coarser CI resolution shifts the
+    AUC only by pairs sharing a bin (typically < 1e-3 absolute), negligible against the CI's
+    width.
     """
-    c, n_pos, n_neg = pairwise_auc_counts(maps, masks, bits)
-    w = _resample_counts(c.shape[0], n_resamples, seed).astype(np.float64)
-    denom = (w @ n_pos) * (w @ n_neg)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        aucs = np.einsum("ri,ri->r", w @ c, w) / denom
-    return _percentile_ci(np.where(denom > 0, aucs, np.nan), alpha)
+    return _percentile_ci(bootstrap_stats_pooled(maps, masks, n_resamples, seed, bits), alpha)
+
+
+def bootstrap_stats_pooled_ap(
+    maps: np.ndarray,
+    masks: np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    bits: int = CI_BITS,
+) -> np.ndarray:
+    """Pooled pixel AP of every bootstrap resample of the images, shape ``(n_resamples,)``.
+
+    Same resamples as :func:`bootstrap_stats_pooled`; each resample's pooled histograms are the
+    multiplicity-weighted sums of sparse per-image histograms at ``bits`` bits (default 16), and
+    its AP is computed from them as in :meth:`PooledROC.ap`. NaN for a resample without
+    positive pixels.
+    """
+    n = _images(maps).shape[0]
+    counts = _resample_counts(n, n_resamples, seed)
+    return _pooled_ap_stats(_image_histograms(maps, masks, bits), n, counts)
+
+
+def bootstrap_ci_pooled_ap(
+    maps: np.ndarray,
+    masks: np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    bits: int = CI_BITS,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the pooled pixel AP from :func:`bootstrap_stats_pooled_ap`."""
+    return _percentile_ci(bootstrap_stats_pooled_ap(maps, masks, n_resamples, seed, bits), alpha)
+
+
+def bootstrap_stats_detection(
+    max_scores_pneumonia: np.ndarray,
+    max_scores_healthy: np.ndarray,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Detection AUC of every bootstrap resample, shape ``(n_resamples,)``, NaN if a group is empty.
+
+    Pneumonia and Healthy images are resampled independently (stratified, so both classes stay
+    present; multiplicities from seeds ``seed`` and ``seed + 1``); each resample's AUC is the
+    quadratic form ``w_p @ A @ w_h / (P * N)`` with ``A[i, j] = [p_i > h_j] + [p_i == h_j] / 2``,
+    which needs ``P * N`` float32 of memory.
+    """
+    p = np.asarray(max_scores_pneumonia, dtype=np.float64).reshape(-1)
+    h = np.asarray(max_scores_healthy, dtype=np.float64).reshape(-1)
+    if p.size == 0 or h.size == 0:
+        return np.full(n_resamples, np.nan)
+    a = (p[:, None] > h[None, :]).astype(np.float32) + 0.5 * (p[:, None] == h[None, :])
+    wp = _resample_counts(p.size, n_resamples, seed).astype(np.float32)
+    wh = _resample_counts(h.size, n_resamples, seed + 1).astype(np.float32)
+    return np.einsum("rj,rj->r", wp @ a, wh, dtype=np.float64) / (p.size * h.size)
 
 
 def bootstrap_ci_detection(
@@ -601,22 +819,9 @@ def bootstrap_ci_detection(
     seed: int = 0,
     alpha: float = 0.05,
 ) -> tuple[float, float]:
-    """Percentile bootstrap CI of :func:`detection_auc`, resampling each group separately.
-
-    Pneumonia and Healthy images are resampled independently (stratified, so both classes stay
-    present); each resample's AUC is the quadratic form ``w_p @ A @ w_h / (P * N)`` with
-    ``A[i, j] = [p_i > h_j] + [p_i == h_j] / 2``, which needs ``P * N`` float32 of memory.
-    """
-    p = np.asarray(max_scores_pneumonia, dtype=np.float64).reshape(-1)
-    h = np.asarray(max_scores_healthy, dtype=np.float64).reshape(-1)
-    if p.size == 0 or h.size == 0:
-        return float("nan"), float("nan")
-    a = (p[:, None] > h[None, :]).astype(np.float32) + 0.5 * (p[:, None] == h[None, :])
-    wp = _resample_counts(p.size, n_resamples, seed).astype(np.float32)
-    wh = _resample_counts(h.size, n_resamples, seed + 1).astype(np.float32)
-    aucs = np.einsum("rj,rj->r", wp @ a, wh, dtype=np.float64) / (p.size * h.size)
-    return _percentile_ci(aucs, alpha)
-
+    """Percentile bootstrap CI of :func:`detection_auc` from :func:`bootstrap_stats_detection`."""
+    stats = bootstrap_stats_detection(max_scores_pneumonia, max_scores_healthy, n_resamples, seed)
+    return _percentile_ci(stats, alpha)
 
 # --------------------------------------------------------------------------------------------
 # Everything of SPEC 3.3 at once
@@ -625,6 +830,7 @@ def bootstrap_ci_detection(
 
 _MEAN_FIGURES = {
     "pixel_auc": "pixel_auc",
+    "ap": "ap",
     "hit_rate": "hit",
     "miou": "iou",
     "dice": "dice",
@@ -654,21 +860,24 @@ def localization_metrics(
 ) -> dict[str, dict]:
     """All SPEC 3.3 figures for Pneumonia ``maps`` (raw lesion maps) and their lesion ``masks``.
 
-    Returns ``{"per_image": {...}, "summary": {...}, "roc": {"fpr", "tpr"}}``:
+    Returns ``{"per_image": {...}, "summary": {...}, "roc": {"fpr", "tpr"}, "bootstrap": {...}}``:
 
-    * ``per_image``: arrays ``(N,)`` ``pixel_auc`` (NaN where the mask is all 0 or all 1),
-      ``hit``, ``iou``, ``dice`` (NaN where prediction and mask are both empty), ``energy``;
-      plus ``max`` (raw map maximum) and, with ``healthy_maps``, ``healthy_max``.
-    * ``summary``: ``pooled_auc``, ``pixel_auc`` (mean), ``hit_rate``, ``miou``, ``dice``,
-      ``energy`` and, with ``healthy_maps``, ``detection_auc``; each a dict with ``value``,
-      95% (``1 - alpha``) bootstrap ``ci`` over images, ``n`` (images that count) and
-      ``higher_is_better``. Means ignore NaNs.
+    * ``per_image``: arrays ``(N,)`` ``pixel_auc`` and ``ap`` (NaN where the mask is all 0 or
+      all 1), ``hit``, ``iou``, ``dice`` (NaN where prediction and mask are both empty),
+      ``energy``; plus ``max`` (raw map maximum) and, with ``healthy_maps``, ``healthy_max``.
+    * ``summary``: ``pooled_auc``, ``pooled_ap``, ``pixel_auc`` (mean), ``ap`` (mean),
+      ``hit_rate``, ``miou``, ``dice``, ``energy`` and, with ``healthy_maps``,
+      ``detection_auc``; each a dict with ``value``, 95% (``1 - alpha``) bootstrap ``ci`` over
+      images, ``n`` (images that count) and ``higher_is_better``. Means ignore NaNs.
     * ``roc``: the pooled ROC curve for plotting (:meth:`PooledROC.roc_curve`).
+    * ``bootstrap``: for every summary figure, its per-resample statistics ``(n_resamples,)``
+      (all figures share the image draws), to combine seeds with :func:`seed_mean_ci`.
     """
     maps, masks = _maps_and_masks(maps, masks)
     iou, dice = otsu_iou_dice(maps, masks)
     per_image = {
         "pixel_auc": per_image_auc(maps, masks),
+        "ap": per_image_ap(maps, masks),
         "hit": hit(maps, masks),
         "iou": iou,
         "dice": dice,
@@ -677,38 +886,23 @@ def localization_metrics(
     }
     roc = pooled_roc(maps, masks)
     n = maps.shape[0]
-    pooled_ci = bootstrap_ci_pooled(maps, masks, n_resamples=n_resamples, seed=seed, alpha=alpha)
-    summary = {"pooled_auc": _summary(roc.auc(), pooled_ci, n)}
+    counts = _resample_counts(n, n_resamples, seed)
+    cells = _image_histograms(maps, masks, CI_BITS)
+    stats = {"pooled_auc": _pooled_auc_stats(cells, n, counts), "pooled_ap": _pooled_ap_stats(cells, n, counts)}
+    summary = {
+        "pooled_auc": _summary(roc.auc(), _percentile_ci(stats["pooled_auc"], alpha), n),
+        "pooled_ap": _summary(roc.ap(), _percentile_ci(stats["pooled_ap"], alpha), n),
+    }
     for name, key in _MEAN_FIGURES.items():
         values = per_image[key]
-        ci = bootstrap_ci(values, n_resamples=n_resamples, seed=seed, alpha=alpha)
+        stats[name] = bootstrap_stats(values, n_resamples=n_resamples, seed=seed)
         valid = values[~np.isnan(values)]
-        summary[name] = _summary(valid.mean() if valid.size else np.nan, ci, valid.size)
+        summary[name] = _summary(valid.mean() if valid.size else np.nan, _percentile_ci(stats[name], alpha), valid.size)
     if healthy_maps is not None:
         per_image["healthy_max"] = map_max(healthy_maps)
         p, h = per_image["max"], per_image["healthy_max"]
-        ci = bootstrap_ci_detection(p, h, n_resamples=n_resamples, seed=seed, alpha=alpha)
+        stats["detection_auc"] = bootstrap_stats_detection(p, h, n_resamples=n_resamples, seed=seed)
+        ci = _percentile_ci(stats["detection_auc"], alpha)
         summary["detection_auc"] = _summary(detection_auc(p, h), ci, p.size + h.size)
     fpr, tpr = roc.roc_curve(roc_points)
-    return {"per_image": per_image, "summary": summary, "roc": {"fpr": fpr, "tpr": tpr}}
-
-
-# >>> temporary, replaced by the metrics branch at merge
-def spearman_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image Spearman rank correlation of two (N, H, W) map stacks; NaN where a map is constant."""
-    import warnings
-
-    from scipy.stats import spearmanr
-
-    a, b = _images(a), _images(b)
-    if a.shape != b.shape:
-        raise ValueError(f"map stacks {a.shape} and {b.shape} differ in shape")
-    out = np.full(a.shape[0], np.nan)
-    for i in range(a.shape[0]):
-        x, y = a[i].reshape(-1), b[i].reshape(-1)
-        if np.ptp(x) > 0 and np.ptp(y) > 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out[i] = float(spearmanr(x, y).statistic)
-    return out
-# <<< temporary
+    return {"per_image": per_image, "summary": summary, "roc": {"fpr": fpr, "tpr": tpr}, "bootstrap": stats}

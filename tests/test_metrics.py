@@ -138,12 +138,12 @@ def test_perfect_map_scores_one() -> None:
     np.testing.assert_array_equal(M.energy_in_boxes(maps, masks), 1.0)
 
 
-def test_constant_map_is_chance_and_points_at_pixel_zero() -> None:
+def test_constant_map_is_chance() -> None:
     _, masks = _box_case()
     maps = np.full(masks.shape, 3.0, dtype=np.float32)
     assert M.pooled_auc(maps, masks) == 0.5
     np.testing.assert_array_equal(M.per_image_auc(maps, masks), 0.5)
-    np.testing.assert_array_equal(M.hit(maps, masks), [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(M.hit(maps, masks), [12 / 64, 16 / 64, 6 / 64])
     iou, dice = M.otsu_iou_dice(maps, masks)
     np.testing.assert_array_equal(iou, 0.0)
     np.testing.assert_array_equal(dice, 0.0)
@@ -314,9 +314,16 @@ def test_bootstrap_ci_contains_estimate_and_shrinks() -> None:
 
 
 def test_bootstrap_ci_ignores_nan_and_is_deterministic() -> None:
+    # NaN images are resampled too (so every figure shares the image draws) but never counted.
     v = np.array([1.0, np.nan, 2.0, 3.0, np.nan, 4.0])
-    assert M.bootstrap_ci(v, seed=3) == M.bootstrap_ci(v[~np.isnan(v)], seed=3)
+    filled = np.where(np.isnan(v), 1e6, v)
+    counts = M._resample_counts(v.size, 1000, 3)
+    valid = counts[:, ~np.isnan(v)]
+    means = valid @ v[~np.isnan(v)] / valid.sum(axis=1)
+    assert M.bootstrap_ci(v, seed=3) == pytest.approx(np.nanpercentile(means, [2.5, 97.5]), abs=1e-12)
+    assert M.bootstrap_ci(v, seed=3) != M.bootstrap_ci(filled, seed=3)
     assert M.bootstrap_ci(v, seed=3) == M.bootstrap_ci(v, seed=3)
+    assert 1.0 <= M.bootstrap_ci(v, seed=3)[0] <= M.bootstrap_ci(v, seed=3)[1] <= 4.0
     assert all(np.isnan(M.bootstrap_ci(np.array([np.nan]))))
 
 

@@ -102,6 +102,9 @@ def test_constant_map_is_chance(smoke_cfg: Config) -> None:
     res = MethodEval()
     localization_figures(_outputs(np.ones((3, 8, 8)), masks, np.ones(3, int)), smoke_cfg.eval, res)
     assert res.figures["pooled_auc"].value == pytest.approx(0.5)
+    # ties count as the expected hit under uniform tie-breaking: exactly the box area fraction
+    assert res.figures["hit_rate"].value == pytest.approx(9 / 64)
+    assert res.figures["pooled_ap"].value == pytest.approx(9 / 64)  # AP of a constant score = prevalence
 
 
 def test_translation_figures_known_rates(smoke_cfg: Config) -> None:
