@@ -41,6 +41,9 @@ class MethodEval:
     per_image: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> patientId -> value
     roc: dict[str, np.ndarray] | None = None
     examples: dict[str, np.ndarray] = field(default_factory=dict)  # patientId -> lesion map
+    # metric -> bootstrap statistic per resample; resample r draws the same images for every seed,
+    # so several seeds' CI is taken over the seed-mean of each resample (metrics.seed_mean_ci)
+    resamples: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,12 +96,16 @@ def resize_maps(m: torch.Tensor, size: int) -> np.ndarray:
     return m.cpu().numpy().astype(np.float32)
 
 
-def _mean_figure(name: str, values: np.ndarray, cfg: EvalConfig) -> Figure:
+def _mean_figure(name: str, values: np.ndarray, cfg: EvalConfig) -> tuple[Figure, np.ndarray | None]:
+    """Mean over the finite values with its bootstrap CI, and the per-resample statistics behind it
+    (resampling every image of the group, NaN ones included, so the draws match across seeds)."""
+    values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return Figure.of(name, None, None, 0)
-    ci = metrics.bootstrap_ci(finite, n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
-    return Figure.of(name, float(finite.mean()), ci, int(finite.size))
+        return Figure.of(name, None, None, 0), None
+    stats = metrics.bootstrap_stats(np.where(np.isfinite(values), values, np.nan),
+                                    n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
+    return Figure.of(name, float(finite.mean()), metrics.seed_mean_ci([stats]), int(finite.size)), stats
 
 
 def _group_masks(domains: np.ndarray) -> dict[str, np.ndarray]:
@@ -121,7 +128,9 @@ def translation_figures(out: Outputs, judge: Judge | None, cfg: EvalConfig, resu
 
 
 def _add(result: MethodEval, name: str, values: np.ndarray, sel: np.ndarray, out: Outputs, cfg: EvalConfig) -> None:
-    result.figures[name] = _mean_figure(name, values[sel], cfg)
+    result.figures[name], stats = _mean_figure(name, values[sel], cfg)
+    if stats is not None:
+        result.resamples[name] = stats
     ids = [pid for pid, s in zip(out.patient_ids, sel) if s]
     result.per_image[name] = dict(zip(ids, values[sel].tolist()))
 
@@ -141,6 +150,8 @@ def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> N
             n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
         for name, s in loc["summary"].items():
             result.figures[prefix + name] = Figure.from_summary(prefix + name, s)
+            if name in loc["bootstrap"]:
+                result.resamples[prefix + name] = loc["bootstrap"][name]
         for name, values in loc["per_image"].items():
             if name in ("max", "healthy_max"):
                 continue
@@ -203,7 +214,7 @@ def untranslated_accuracy(ds: RSNADataset, judge: Judge, cfg: EvalConfig) -> dic
         for prefix, threshold in (("accuracy", judge.threshold), ("accuracy05", 0.5)):
             healthy = metrics.accuracy_healthy(probs[sel], threshold).astype(float)
             name = f"{prefix}_{key}"
-            out[name] = replace(_mean_figure(name, healthy, cfg), direction="none")
+            out[name] = replace(_mean_figure(name, healthy, cfg)[0], direction="none")
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import records
+from bench import metrics, records
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
 from bench.device import resolve_device
@@ -30,15 +30,18 @@ class MethodRun:
     reference: bool = False
 
 
-def _seed_entry(figs: list[Figure]) -> dict[str, Any]:
-    """Record entry of one metric over seeds: seed-mean value, mean CI bounds, seed spread."""
+def _seed_entry(figs: list[Figure], resamples: list[np.ndarray | None]) -> dict[str, Any]:
+    """Record entry of one metric over seeds: seed-mean value, the CI of the seed mean, seed spread.
+
+    With several seeds the CI is the percentile interval of the seed-mean statistic of each bootstrap
+    resample (every seed's resample r draws the same test images), not the mean of the seeds' bounds."""
     entry = figs[0].as_dict()
     values = [f.value for f in figs if f.value is not None]
     if values:
         entry["value"] = float(np.mean(values))
-        cis = [f.ci for f in figs if f.ci is not None and None not in f.ci]
-        if cis:
-            entry["ci"] = [float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))]
+        if len(figs) > 1 and all(r is not None for r in resamples):
+            lo, hi = metrics.seed_mean_ci(resamples)
+            entry["ci"] = [lo, hi] if np.isfinite(lo) and np.isfinite(hi) else None
     entry["seed_mean"] = entry["value"]
     entry["seed_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
     return entry
@@ -52,7 +55,8 @@ def summarize(run: MethodRun) -> dict[str, Any]:
         return {"status": "failed", "error": run.error, "metrics": {}, **flag}
     out: dict[str, Any] = {}
     for name in run.evals[0].figures:
-        out[name] = _seed_entry([e.figures[name] for e in run.evals if name in e.figures])
+        evals = [e for e in run.evals if name in e.figures]
+        out[name] = _seed_entry([e.figures[name] for e in evals], [e.resamples.get(name) for e in evals])
     return {"status": "ok", "error": None, "metrics": out, **flag}
 
 

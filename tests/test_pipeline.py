@@ -368,3 +368,35 @@ def test_references_by_default_not_with_flag(smoke_cfg: Config, tmp_path: Path, 
     record = json.loads((run_dir / "record.json").read_text())
     assert set(record["methods"]) == {"stargan"}
     assert "Reference maps" not in (run_dir / "report.md").read_text()
+
+
+def test_seed_mean_ci_resamples_the_same_images(smoke_cfg: Config) -> None:
+    """With several seeds the CI is that of the seed mean: resample r draws the same images for every
+    seed, so two seeds whose values differ by a constant give the single-seed CI shifted by half of it
+    (averaging the seeds' own bounds would give the same here, so the anti-correlated case follows)."""
+    from bench.evaluate import _add
+    from bench.runrecord import MethodRun, summarize
+
+    rng = np.random.default_rng(0)
+    values = rng.random(40)
+    out = _outputs(np.zeros((40, 4, 4)), np.zeros((40, 4, 4), bool), np.ones(40, int))
+    sel = np.ones(40, bool)
+
+    def run_of(*per_seed: np.ndarray) -> dict:
+        evals = []
+        for v in per_seed:
+            ev = MethodEval()
+            _add(ev, "miou", v, sel, out, smoke_cfg.eval)
+            evals.append(ev)
+        return summarize(MethodRun("m", evals))["metrics"]["miou"]
+
+    one = run_of(values)
+    shifted = run_of(values, values + 0.2)
+    assert shifted["value"] == pytest.approx(one["value"] + 0.1)
+    assert shifted["ci"] == pytest.approx([one["ci"][0] + 0.1, one["ci"][1] + 0.1])
+    # two seeds that err in opposite directions on the same images: their mean is constant, so the CI
+    # of the seed mean has zero width, while the mean of their own bounds would be as wide as each
+    flipped = run_of(values, 1.0 - values)
+    assert flipped["value"] == pytest.approx(0.5)
+    assert flipped["ci"] == pytest.approx([0.5, 0.5])
+    assert flipped["seed_std"] is not None
