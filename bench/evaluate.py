@@ -19,8 +19,9 @@ from tqdm import tqdm
 from bench import metrics
 from bench.config import EvalConfig
 from bench.data.dataset import RSNADataset
+from bench.domains import HEALTHY, PNEUMONIA
 from bench.figure import PER_IMAGE_NAMES, Figure
-from bench.method import HEALTHY, Method
+from bench.method import Method
 
 GROUPS = {"p2h": "P→H", "h2h": "H→H", "all2h": "P+H→H"}
 
@@ -109,7 +110,7 @@ def _mean_figure(name: str, values: np.ndarray, cfg: EvalConfig) -> tuple[Figure
 
 
 def _group_masks(domains: np.ndarray) -> dict[str, np.ndarray]:
-    return {"p2h": domains == 1, "h2h": domains == 0, "all2h": np.ones(len(domains), bool)}
+    return {"p2h": domains == PNEUMONIA, "h2h": domains == HEALTHY, "all2h": np.ones(len(domains), bool)}
 
 
 def translation_figures(out: Outputs, judge: Judge | None, cfg: EvalConfig, result: MethodEval) -> None:
@@ -137,7 +138,7 @@ def _add(result: MethodEval, name: str, values: np.ndarray, sel: np.ndarray, out
 
 def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> None:
     """SPEC 3.3 against boxes (and exact masks on synthetic data), Pneumonia validation images."""
-    pneu, healthy = out.domains == 1, out.domains == 0
+    pneu, healthy = out.domains == PNEUMONIA, out.domains == HEALTHY
     if not pneu.any():
         return
     truths = {"": out.box_masks}
@@ -175,7 +176,7 @@ def randomization_figure(method: Method, ds: RSNADataset, out: Outputs, cfg: Eva
     random = None if method.reference else method.randomized(randomization_seed(cfg))
     if random is None:
         return
-    pneu = out.domains == 1
+    pneu = out.domains == PNEUMONIA
     rho = np.full(len(out.domains), np.nan)
     rows = np.flatnonzero(pneu)
     for start in range(0, rows.size, cfg.batch_size):
@@ -192,7 +193,7 @@ def evaluate(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConf
     result = MethodEval()
     translation_figures(out, judge, cfg, result)
     localization_figures(out, cfg, result)
-    if out.domains.size and (out.domains == 1).any():
+    if out.domains.size and (out.domains == PNEUMONIA).any():
         randomization_figure(method, ds, out, cfg, result)
     position = {pid: i for i, pid in enumerate(out.patient_ids)}
     for pid in example_ids or []:
@@ -220,6 +221,6 @@ def untranslated_accuracy(ds: RSNADataset, judge: Judge, cfg: EvalConfig) -> dic
 
 def pick_examples(ds: RSNADataset, n: int) -> list[str]:
     """The first ``n`` Pneumonia and ``n`` Healthy validation patientIds (for the qualitative figure)."""
-    pneu = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == 1)[:n]]
-    healthy = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == 0)[:n]]
+    pneu = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == PNEUMONIA)[:n]]
+    healthy = [ds.patient_ids[i] for i in np.flatnonzero(ds.domains == HEALTHY)[:n]]
     return pneu + healthy

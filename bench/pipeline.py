@@ -22,6 +22,7 @@ from bench import records
 from bench.checkpoint import atomic_write_text
 from bench.config import Config
 from bench.data import PreparedData, open_data
+from bench.domains import PNEUMONIA
 from bench.errors import BenchError, first_line
 from bench.evaluate import evaluate, pick_examples, untranslated_accuracy
 from bench.figure import Example, RocCurve
@@ -159,7 +160,7 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     started = datetime.now(timezone.utc)
     with watch.stage("data"):
         data = open_data(cfg.data, progress=progress)
-    if len(data.test) == 0 or not (data.test.domains == 1).any():
+    if len(data.test) == 0 or not (data.test.domains == PNEUMONIA).any():
         raise BenchError(f"{data.root}: the test split has no Pneumonia images to evaluate")
     check_needs(names, data)
     if references:

@@ -16,6 +16,7 @@ from bench import metrics, records
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
 from bench.device import resolve_device
+from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
 from bench.evaluate import MethodEval
 from bench.figure import Figure
 
@@ -68,12 +69,12 @@ def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData)
         for seed, ev in zip(seeds, run.evals):
             for metric, values in ev.per_image.items():
                 for pid, v in values.items():
-                    rows.append((run.name, seed, pid, "pneumonia" if domain[pid] == 1 else "healthy", metric, v))
+                    rows.append((run.name, seed, pid, DOMAINS[domain[pid]], metric, v))
     return pd.DataFrame(rows, columns=["method", "seed", "patientId", "domain", "metric", "value"])
 
 
 def _counts(ds: Any) -> dict[str, int]:
-    return {"pneumonia": int((ds.domains == 1).sum()), "healthy": int((ds.domains == 0).sum())}
+    return {"pneumonia": int((ds.domains == PNEUMONIA).sum()), "healthy": int((ds.domains == HEALTHY).sum())}
 
 
 def build_record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg: Config, seeds: list[int],
