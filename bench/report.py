@@ -136,13 +136,23 @@ def beats_references(record: dict[str, Any], prefix: str = "") -> str | None:
 
 
 def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
-    """The oracle's pooled AUC as the ceiling the ground truth allows; None when it did not run."""
-    fig = _ok(record, references=True).get(ORACLE, {}).get(prefix + "pooled_auc")
+    """The oracle's pooled AUC: what a perfect lesion map scores against this ground truth, and whether a
+    reference that knows no lesion scores above it (then the ground truth rewards location, not lesions);
+    None when the oracle did not run."""
+    ok = _ok(record, references=True)
+    fig = ok.get(ORACLE, {}).get(prefix + "pooled_auc")
     if not fig or fig.get("value") is None:
         return None
     truth = "exact masks" if prefix == "mask_" else "boxes"
-    return (f"The oracle reference, which sees each image's lesion-free twin (the map |x - twin|), scores a pooled AUC "
-            f"of {fmt(fig)}: the ceiling the {truth} allow.")
+    text = (f"The oracle reference, which sees each image's lesion-free twin (the map |x - twin|), scores a pooled "
+            f"AUC of {fmt(fig)}: what a perfect lesion map scores against the {truth}.")
+    above = [n for n, m in ok.items() if n != ORACLE
+             and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]]
+    if above:
+        text += (f" {', '.join(title(n) for n in above)} scores above it: against the {truth}, knowing where lesions "
+                 "usually are beats seeing the lesion, so a method's score here says more about location than about "
+                 "lesion evidence" + ("; the exact masks below are the sharper test." if not prefix else "."))
+    return text
 
 
 def localization_section(record: dict[str, Any], prefix: str = "") -> list[str]:

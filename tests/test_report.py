@@ -72,11 +72,11 @@ def test_reference_block_and_beats_sentence() -> None:
     assert "good_gan" in sentence and "overlap_gan" not in sentence
     assert "best non-oracle reference is t_ref_edge, pooled AUC 0.640 [0.600, 0.700]" in sentence
     assert "The oracle reference, which sees" in ref_block
-    assert "pooled AUC of 0.950 [0.930, 0.970]: the ceiling the boxes allow" in ref_block
+    assert "pooled AUC of 0.950 [0.930, 0.970]: what a perfect lesion map scores against the boxes" in ref_block
     # against the exact masks: edge upper bound 0.72; good_gan (0.86) beats it, overlap_gan (0.71) does not
     mask_sentence = next(line for line in masks.splitlines() if line.startswith("Methods that beat"))
     assert "good_gan" in mask_sentence and "overlap_gan" not in mask_sentence
-    assert "ceiling the exact masks allow" in masks
+    assert "what a perfect lesion map scores against the exact masks" in masks
     for note in (HIT_RATE_NOTE, RANDOMIZATION_NOTE):
         assert note in table3
     assert "| pooled AP |" in main_table
@@ -146,3 +146,16 @@ def test_unknown_metric_has_no_direction() -> None:
     with pytest.raises(ValueError, match="no direction known for metric 'mystery'"):
         figure_kind("mystery")
     assert Figure.of("energy", float("nan"), None, 0).as_dict()["value"] is None
+
+
+def test_oracle_sentence_warns_when_a_prior_beats_it() -> None:
+    from bench.report import oracle_sentence
+
+    methods = dict(METHODS)
+    methods["t_ref_prior"] = _entry((0.97, 0.96, 0.98), (0.80, 0.78, 0.82), reference=True)
+    record = make_record(methods)
+    boxes = oracle_sentence(record)
+    assert "what a perfect lesion map scores against the boxes" in boxes
+    assert f"{title('t_ref_prior')} scores above it" in boxes and "exact masks below are the sharper test" in boxes
+    assert "scores above it" not in oracle_sentence(record, "mask_")  # 0.80 < the oracle's 1.0 on masks
+    assert "scores above it" not in oracle_sentence(make_record(METHODS))
