@@ -44,7 +44,8 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from bench import distributed
-from bench.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from bench.atomic import atomic_write_text
+from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.config import Config, config_hash, to_dict
 from bench.data.dataset import RSNADataset
 from bench.distributed import DistInfo

@@ -625,8 +625,8 @@ def bootstrap_ci_detection(
 
 _MEAN_FIGURES = {
     "pixel_auc": "pixel_auc",
-    "hit_rate": "hit",
-    "miou": "iou",
+    "hit_rate": "hit_rate",
+    "miou": "miou",
     "dice": "dice",
     "energy": "energy",
 }
@@ -657,7 +657,7 @@ def localization_metrics(
     Returns ``{"per_image": {...}, "summary": {...}, "roc": {"fpr", "tpr"}}``:
 
     * ``per_image``: arrays ``(N,)`` ``pixel_auc`` (NaN where the mask is all 0 or all 1),
-      ``hit``, ``iou``, ``dice`` (NaN where prediction and mask are both empty), ``energy``;
+      ``hit_rate``, ``miou``, ``dice`` (NaN where prediction and mask are both empty), ``energy``;
       plus ``max`` (raw map maximum) and, with ``healthy_maps``, ``healthy_max``.
     * ``summary``: ``pooled_auc``, ``pixel_auc`` (mean), ``hit_rate``, ``miou``, ``dice``,
       ``energy`` and, with ``healthy_maps``, ``detection_auc``; each a dict with ``value``,
@@ -669,8 +669,8 @@ def localization_metrics(
     iou, dice = otsu_iou_dice(maps, masks)
     per_image = {
         "pixel_auc": per_image_auc(maps, masks),
-        "hit": hit(maps, masks),
-        "iou": iou,
+        "hit_rate": hit(maps, masks),
+        "miou": iou,
         "dice": dice,
         "energy": energy_in_boxes(maps, masks),
         "max": map_max(maps),

@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from bench import records
-from bench.checkpoint import atomic_write_text
+from bench.atomic import atomic_write_text
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData, open_data
 from bench.device import resolve_device

@@ -84,7 +84,7 @@ def test_perfect_map_scores_one(smoke_cfg: Config) -> None:
     for key in ("pooled_auc", "pixel_auc", "hit_rate", "miou", "dice", "energy"):
         assert res.figures[key].value == pytest.approx(1.0), key
     assert res.figures["pooled_auc"].n == 4
-    assert set(res.per_image["hit"]) == {"id0", "id1", "id2", "id3"}
+    assert set(res.per_image["hit_rate"]) == {"id0", "id1", "id2", "id3"}
 
 
 def test_constant_map_is_chance(smoke_cfg: Config) -> None:
