@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.atomic import atomic_write_bytes, atomic_write_figure, atomic_write_json, atomic_write_text
+from bench.atomic import (
+    atomic_write_bytes,
+    atomic_write_figure,
+    atomic_write_json,
+    atomic_write_text,
+)
 
 
 def test_writes_create_folders_and_leave_no_temporary_files(tmp_path: Path) -> None:
