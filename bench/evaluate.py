@@ -20,7 +20,7 @@ from bench import metrics
 from bench.config import EvalConfig
 from bench.data.dataset import RSNADataset
 from bench.domains import HEALTHY, PNEUMONIA
-from bench.figure import PER_IMAGE_NAMES, Figure
+from bench.figure import Figure
 from bench.method import Method
 
 GROUPS = {"p2h": "P→H", "h2h": "H→H", "all2h": "P+H→H"}
@@ -156,7 +156,6 @@ def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> N
         for name, values in loc["per_image"].items():
             if name in ("max", "healthy_max"):
                 continue
-            name = PER_IMAGE_NAMES.get(name, name)
             result.per_image[prefix + name] = dict(zip(ids, np.asarray(values, dtype=float).tolist()))
         if prefix == "":
             result.roc = loc["roc"]

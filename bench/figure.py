@@ -29,9 +29,6 @@ _KINDS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 """Metric name pattern -> (better direction, report group)."""
 
-PER_IMAGE_NAMES = {"hit": "hit_rate", "iou": "miou"}
-"""Per-image names some metric functions use -> the summary name they are stored under."""
-
 
 def figure_kind(name: str) -> tuple[str, str]:
     """(direction, group) of a metric: higher for AUCs, AP, hit rate, IoU, Dice, energy and

@@ -831,8 +831,8 @@ def bootstrap_ci_detection(
 _MEAN_FIGURES = {
     "pixel_auc": "pixel_auc",
     "ap": "ap",
-    "hit_rate": "hit",
-    "miou": "iou",
+    "hit_rate": "hit_rate",
+    "miou": "miou",
     "dice": "dice",
     "energy": "energy",
 }
@@ -863,7 +863,7 @@ def localization_metrics(
     Returns ``{"per_image": {...}, "summary": {...}, "roc": {"fpr", "tpr"}, "bootstrap": {...}}``:
 
     * ``per_image``: arrays ``(N,)`` ``pixel_auc`` and ``ap`` (NaN where the mask is all 0 or
-      all 1), ``hit``, ``iou``, ``dice`` (NaN where prediction and mask are both empty),
+      all 1), ``hit_rate``, ``miou``, ``dice`` (NaN where prediction and mask are both empty),
       ``energy``; plus ``max`` (raw map maximum) and, with ``healthy_maps``, ``healthy_max``.
     * ``summary``: ``pooled_auc``, ``pooled_ap``, ``pixel_auc`` (mean), ``ap`` (mean),
       ``hit_rate``, ``miou``, ``dice``, ``energy`` and, with ``healthy_maps``,
@@ -878,8 +878,8 @@ def localization_metrics(
     per_image = {
         "pixel_auc": per_image_auc(maps, masks),
         "ap": per_image_ap(maps, masks),
-        "hit": hit(maps, masks),
-        "iou": iou,
+        "hit_rate": hit(maps, masks),
+        "miou": iou,
         "dice": dice,
         "energy": energy_in_boxes(maps, masks),
         "max": map_max(maps),

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bench import records
-from bench.checkpoint import atomic_write_text
+from bench.atomic import atomic_write_text
 from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.domains import PNEUMONIA
@@ -29,7 +29,7 @@ from bench.figure import Example, RocCurve
 from bench.registry import get_method_class, list_methods
 from bench.report import title, write_report
 from bench.runner import train_method
-from bench.runrecord import MethodRun, build_record, per_image_frame
+from bench.records.build import MethodRun, build_record, per_image_frame
 
 
 @dataclass

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import paper
-from bench.checkpoint import atomic_write_figure, atomic_write_text
+from bench.atomic import atomic_write_figure, atomic_write_text
 from bench.evaluate import GROUPS
 from bench.figure import Example, RocCurve
-from bench.records import markdown_table as _table
+from bench.markdown import fmt
+from bench.markdown import markdown_table as _table
 from bench.registry import get_method_class
 
 LOCALIZATION_COLUMNS = [
@@ -47,19 +48,6 @@ def title(name: str) -> str:
         return getattr(get_method_class(name), "title", "") or name
     except Exception:  # a method of a record that is no longer installed
         return name
-
-
-def fmt(fig: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
-    """'value [lo, hi]' (± seed spread when several seeds), or an em dash when absent."""
-    if not fig or fig.get("value") is None:
-        return "—"
-    text = f"{fig['value'] * scale:.{digits}f}"
-    if fig.get("seed_std") is not None:
-        text += f" ± {fig['seed_std'] * scale:.{digits}f}"
-    ci = fig.get("ci")
-    if ci and ci[0] is not None and ci[1] is not None:
-        text += f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
-    return text
 
 
 def _ok(record: dict[str, Any], references: bool = False) -> dict[str, dict[str, Any]]:

@@ -370,5 +370,5 @@ def test_localization_metrics_perfect_maps() -> None:
         assert out["summary"][name]["value"] == 1.0, name
         assert out["summary"][name]["ci"] == (1.0, 1.0), name
     assert out["summary"]["pooled_auc"]["n"] == 3
-    assert set(out["per_image"]) >= {"pixel_auc", "hit", "iou", "dice", "energy"}
+    assert set(out["per_image"]) >= {"pixel_auc", "hit_rate", "miou", "dice", "energy"}
     assert out["roc"]["fpr"][0] == 0.0 and out["roc"]["tpr"][-1] == 1.0

@@ -375,7 +375,7 @@ def test_seed_mean_ci_resamples_the_same_images(smoke_cfg: Config) -> None:
     seed, so two seeds whose values differ by a constant give the single-seed CI shifted by half of it
     (averaging the seeds' own bounds would give the same here, so the anti-correlated case follows)."""
     from bench.evaluate import _add
-    from bench.runrecord import MethodRun, summarize
+    from bench.records.build import MethodRun, summarize
 
     rng = np.random.default_rng(0)
     values = rng.random(40)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bench.checkpoint import atomic_write_figure
+from bench.atomic import atomic_write_figure
 from bench.config import DataConfig
 from bench.data import PreparedData, RSNADataset, split_counts
 from bench.data.dicom import read_header

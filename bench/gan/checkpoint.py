@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
-from bench.checkpoint import atomic_write_text
+from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 from bench.gan.losses import Terms, total
 from bench.gan.sampler import Sampler

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import metrics, records
+from bench import metrics
+from bench.records.provenance import device_description, versions
+from bench.records.schema import SCHEMA
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
 from bench.device import resolve_device
@@ -85,7 +87,7 @@ def build_record(run_id: str, started: datetime, commit: str | None, dirty: bool
     evaluator = judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)}
     evaluator["untranslated"] = {k: f.as_dict() for k, f in untranslated.items()}
     return {
-        "schema": records.SCHEMA,
+        "schema": SCHEMA,
         "run_id": run_id,
         "created": started.isoformat(timespec="seconds"),
         "commit": commit,
@@ -93,8 +95,8 @@ def build_record(run_id: str, started: datetime, commit: str | None, dirty: bool
         "config": to_dict(cfg),
         "config_hash": config_hash(cfg),
         "seeds": seeds,
-        "versions": records.versions(),
-        "device": records.device_description(resolve_device(cfg.train.device)),
+        "versions": versions(),
+        "device": device_description(resolve_device(cfg.train.device)),
         "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
                  "n_test": _counts(data.test), "n_tune": len(data.tune),
                  "n_tune_by_domain": _counts(data.tune), "n_train": len(data.train), "split_counts": data.split_counts,

@@ -1,0 +1,101 @@
+"""Run records, named baselines, run-vs-baseline comparison and history (SPEC section 4).
+
+One module per job: :mod:`~bench.records.schema` (the record format, its checks, reading and
+writing), :mod:`~bench.records.store` (run folders and baselines), :mod:`~bench.records.provenance`
+(git state, versions, device), :mod:`~bench.records.compare` (the regression gate) and
+:mod:`~bench.records.history` (a metric across runs). The command-line side lives in :mod:`bench.cli`.
+"""
+from __future__ import annotations
+
+from bench.records.compare import (
+    MIN_PAIRS,
+    CompareResult,
+    CompareRow,
+    Rule,
+    compare,
+    format_compare,
+    parse_rule,
+    parse_rules,
+)
+from bench.records.history import HISTORY_COLUMNS, format_history, history, plot_history
+from bench.records.provenance import (
+    VERSION_PACKAGES,
+    device_description,
+    git_state,
+    short_commit,
+    versions,
+)
+from bench.records.schema import (
+    DIRECTIONS,
+    LEGACY_PER_IMAGE_NAMES,
+    METRIC_KEYS,
+    PER_IMAGE_COLUMNS,
+    PER_IMAGE_FILE,
+    READABLE_SCHEMAS,
+    RECORD_FILE,
+    REQUIRED_KEYS,
+    SCHEMA,
+    check_record,
+    ci_of,
+    metric_entry,
+    per_image_path,
+    read_per_image,
+    read_record,
+    write_per_image,
+    write_record,
+)
+from bench.records.store import (
+    DEFAULT_BASELINES,
+    DEFAULT_RUNS,
+    load_per_image,
+    load_record,
+    next_run_dir,
+    resolve_baseline,
+    resolve_run,
+    set_baseline,
+)
+
+__all__ = [
+    "DEFAULT_BASELINES",
+    "DEFAULT_RUNS",
+    "DIRECTIONS",
+    "HISTORY_COLUMNS",
+    "LEGACY_PER_IMAGE_NAMES",
+    "METRIC_KEYS",
+    "MIN_PAIRS",
+    "PER_IMAGE_COLUMNS",
+    "PER_IMAGE_FILE",
+    "READABLE_SCHEMAS",
+    "RECORD_FILE",
+    "REQUIRED_KEYS",
+    "SCHEMA",
+    "VERSION_PACKAGES",
+    "CompareResult",
+    "CompareRow",
+    "Rule",
+    "check_record",
+    "ci_of",
+    "compare",
+    "device_description",
+    "format_compare",
+    "format_history",
+    "git_state",
+    "history",
+    "load_per_image",
+    "load_record",
+    "metric_entry",
+    "next_run_dir",
+    "parse_rule",
+    "parse_rules",
+    "per_image_path",
+    "plot_history",
+    "read_per_image",
+    "read_record",
+    "resolve_baseline",
+    "resolve_run",
+    "set_baseline",
+    "short_commit",
+    "versions",
+    "write_per_image",
+    "write_record",
+]

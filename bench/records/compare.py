@@ -1,0 +1,348 @@
+"""Run-vs-baseline comparison: ``--fail-on`` tolerance rules, the regression gate, the diff table.
+
+Regression rule: a metric covered by a ``--fail-on`` rule regresses when it moved in its bad
+direction by more than the rule's tolerance AND the move is beyond noise:
+
+* with per-image values on both sides (paired by method, metric, domain, patientId and seed,
+  patients present in both; values averaged over seeds per image), the 95% paired bootstrap CI of
+  the mean per-image difference (run - baseline) lies entirely on the bad side of 0;
+* for figures without per-image values (pooled AUC, detection AUC) or with fewer than
+  ``MIN_PAIRS`` pairs, the run's value lies outside the baseline's CI on the bad side;
+* when neither is available (no per-image values and no baseline CI), the tolerance alone decides.
+
+Per-image rows are found under the metric's own name (the record schema guarantees per-image
+names equal record names). Metrics with direction ``"none"`` and metrics no rule covers are shown
+but never fail. A method present in the baseline but missing or failed in the run fails when any
+rule covers one of its baseline metrics. A metric with a baseline value but no value in the run
+fails when a rule covers it.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.markdown import MISSING, interval, markdown_table, number, signed
+from bench.records.provenance import short_commit
+from bench.records.schema import check_record, ci_of
+
+MIN_PAIRS = 5
+"""Fewest paired images for the paired bootstrap; below it the baseline-CI test is used."""
+
+_RULE_RE = re.compile(r"^(?P<target>[^:\s]+):(?P<kind>abs|rel)=(?P<num>[0-9.eE+-]+)(?P<pct>%?)$")
+_PAIR_KEY = ["domain", "patientId", "seed"]
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ``--fail-on`` tolerance: ``[method/]metric:abs=X`` or ``[method/]metric:rel=Y%``."""
+
+    text: str
+    method: str | None  # None: every method
+    metric: str  # "*": every metric
+    kind: str  # "abs" | "rel"
+    amount: float  # absolute units, or a fraction of the baseline value for "rel"
+
+    def covers(self, method: str, metric: str) -> bool:
+        """Whether this rule applies to ``method``'s ``metric``."""
+        return self.method in (None, method) and self.metric in ("*", metric)
+
+    @property
+    def specificity(self) -> int:
+        """Rank among rules covering the same metric: method/metric > metric > method/* > *."""
+        return 2 * (self.metric != "*") + (self.method is not None)
+
+    def tolerance(self, base: float) -> float:
+        """Largest allowed move in the bad direction from the baseline value ``base``."""
+        return self.amount if self.kind == "abs" else self.amount * abs(base)
+
+    def describe(self) -> str:
+        """Short form for tables, e.g. ``abs 0.02`` or ``rel 5%``."""
+        return f"abs {self.amount:g}" if self.kind == "abs" else f"rel {100 * self.amount:g}%"
+
+
+def parse_rule(text: str) -> Rule:
+    """Parse ``METRIC:abs=X`` / ``METRIC:rel=Y%`` (METRIC: ``*``, ``name`` or ``method/name``)."""
+    bad = (f"--fail-on {text!r}: expected METRIC:abs=X or METRIC:rel=Y% "
+           "(METRIC is a metric name, '*', or 'method/metric')")
+    m = _RULE_RE.match(text.replace(" ", ""))
+    if not m or (m["kind"] == "rel") != (m["pct"] == "%"):
+        raise BenchError(bad)
+    try:
+        amount = float(m["num"])
+    except ValueError:
+        raise BenchError(bad) from None
+    if not math.isfinite(amount) or amount < 0:
+        raise BenchError(f"--fail-on {text!r}: the tolerance must be a non-negative number")
+    method, _, metric = m["target"].rpartition("/")
+    if not metric or (m["target"].count("/") and not method) or m["target"].count("/") > 1:
+        raise BenchError(bad)
+    return Rule(text, None if method in ("", "*") else method, metric, m["kind"],
+                amount / 100 if m["kind"] == "rel" else amount)
+
+
+def parse_rules(texts: Sequence[str | Rule] | None) -> list[Rule]:
+    """Parse several rules; each text may hold several comma-separated rules."""
+    rules: list[Rule] = []
+    for item in texts or []:
+        if isinstance(item, Rule):
+            rules.append(item)
+            continue
+        rules.extend(parse_rule(part.strip()) for part in item.split(",") if part.strip())
+    return rules
+
+
+def _rule_for(rules: Sequence[Rule], method: str, metric: str) -> Rule | None:
+    """The most specific rule covering ``method``'s ``metric`` (the later one on ties)."""
+    covering = [r for r in rules if r.covers(method, metric)]
+    return max(reversed(covering), key=lambda r: r.specificity) if covering else None
+
+
+# Comparison
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompareRow:
+    """One line of the comparison table."""
+
+    method: str
+    metric: str
+    baseline: dict[str, Any] | None
+    run: dict[str, Any] | None
+    delta: float | None
+    change: str
+    status: str
+    regressed: bool = False
+    rule: Rule | None = None
+
+
+@dataclass
+class CompareResult:
+    """Outcome of :func:`compare`: table rows, warnings, and whether anything regressed."""
+
+    run_id: str
+    baseline_id: str
+    rows: list[CompareRow]
+    warnings: list[str] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[CompareRow]:
+        """Rows that regressed beyond tolerance and noise."""
+        return [r for r in self.rows if r.regressed]
+
+    @property
+    def failed(self) -> bool:
+        """True when at least one metric regressed (the CLI then exits 1)."""
+        return bool(self.regressions)
+
+
+class _PerImage:
+    """Per-image values of one side, grouped by (method, per-image metric) for quick lookup."""
+
+    def __init__(self, frame: pd.DataFrame | None) -> None:
+        self.groups: dict[tuple[str, str], pd.DataFrame] = {}
+        if frame is not None and len(frame):
+            clean = frame.dropna(subset=["value"])
+            self.groups = {key: g for key, g in clean.groupby(["method", "metric"], sort=False)}
+
+    def get(self, method: str, metric: str) -> pd.DataFrame | None:
+        """Rows of ``method``'s per-image ``metric``, or None."""
+        return self.groups.get((method, metric))
+
+
+def _paired(base: _PerImage, run: _PerImage, method: str, metric: str) -> pd.DataFrame | None:
+    """Per-image (baseline, run) values paired by domain+patientId+seed, averaged over seeds."""
+    b, r = base.get(method, metric), run.get(method, metric)
+    if b is None or r is None:
+        return None
+    b = b.drop_duplicates(_PAIR_KEY, keep="last")
+    r = r.drop_duplicates(_PAIR_KEY, keep="last")
+    both = b.merge(r, on=_PAIR_KEY, suffixes=("_base", "_run"))
+    return both.groupby(["domain", "patientId"])[["value_base", "value_run"]].mean()
+
+
+def _noise_test(direction: str, run_value: float, base_entry: dict[str, Any],
+                pairs: pd.DataFrame | None, n_resamples: int, seed: int) -> tuple[bool | None, str]:
+    """Whether a bad move is beyond noise (None: no test possible) and a short explanation."""
+    if pairs is not None and len(pairs) >= MIN_PAIRS:
+        from bench.metrics import paired_bootstrap_diff_ci
+
+        lo, hi = paired_bootstrap_diff_ci(pairs["value_base"].to_numpy(), pairs["value_run"].to_numpy(),
+                                          n_resamples=n_resamples, seed=seed)
+        significant = hi < 0 if direction == "higher" else lo > 0
+        return significant, f"paired Δ CI {interval(lo, hi)}, n={len(pairs)}"
+    ci = ci_of(base_entry)
+    if ci is not None:
+        outside = run_value < ci[0] if direction == "higher" else run_value > ci[1]
+        return outside, ("outside" if outside else "inside") + " baseline CI"
+    return None, "no per-image values or baseline CI"
+
+
+def _change(direction: str, delta: float | None, base: float) -> str:
+    """Arrow of the table: judged by direction, plain up/down for direction 'none'."""
+    if delta is None:
+        return ""
+    if abs(delta) <= _EPS * max(1.0, abs(base)):
+        return "= same"
+    if direction == "none":
+        return "↑" if delta > 0 else "↓"
+    better = delta > 0 if direction == "higher" else delta < 0
+    return "▲ better" if better else "▼ worse"
+
+
+def _compare_metric(method: str, metric: str, base: dict[str, Any] | None, run: dict[str, Any] | None,
+                    rule: Rule | None, pairs_of: Any, n_resamples: int, seed: int) -> CompareRow:
+    """Compare one metric of one method; ``pairs_of()`` gives its paired per-image values."""
+    row = CompareRow(method, metric, base, run, None, "", "", rule=rule)
+    gate = f" ({rule.describe()})" if rule else ""
+    if base is None:
+        row.status = "new"
+        return row
+    if run is None or (run["value"] is None and base["value"] is not None):
+        row.regressed = rule is not None and base["direction"] != "none"
+        row.status = "**REGRESSION**: no value in run" if row.regressed else "no value in run"
+        return row
+    if base["value"] is None:
+        row.status = "new value" if run["value"] is not None else "no value"
+        return row
+    direction = base["direction"]
+    row.delta = run["value"] - base["value"]
+    row.change = _change(direction, row.delta, base["value"])
+    if direction == "none":
+        row.status = "not judged"
+        return row
+    bad_move = -row.delta if direction == "higher" else row.delta
+    if rule is None:
+        row.status = "not gated"
+    elif bad_move <= rule.tolerance(base["value"]) + _EPS * max(1.0, abs(base["value"])):
+        row.status = "ok" if bad_move <= 0 else f"ok: within tolerance{gate}"
+    else:
+        significant, why = _noise_test(direction, run["value"], base, pairs_of(), n_resamples, seed)
+        row.regressed = significant is not False
+        row.status = f"**REGRESSION**{gate}; {why}" if row.regressed else f"ok: within noise{gate}; {why}"
+    return row
+
+
+def _method_rows(method: str, base_m: dict[str, Any] | None, run_m: dict[str, Any] | None,
+                 rules: Sequence[Rule], base_pi: _PerImage, run_pi: _PerImage,
+                 n_resamples: int, seed: int) -> list[CompareRow]:
+    """Comparison rows of one method (one summary row when it is missing or failed in the run)."""
+    base_ok = base_m is not None and base_m["status"] == "ok"
+    run_ok = run_m is not None and run_m["status"] == "ok"
+    if not run_ok:
+        what = "missing in run" if run_m is None else f"failed in run: {run_m.get('error') or 'no error text'}"
+        if not base_ok:
+            was = "new method" if base_m is None else "failed in baseline"
+            return [CompareRow(method, "*", None, None, None, "", f"{was}, {what}")]
+        covered = any(_rule_for(rules, method, m) for m in base_m["metrics"])
+        status = f"**REGRESSION**: {what}" if covered else f"{what} (not gated)"
+        return [CompareRow(method, "*", None, None, None, "", status, regressed=covered)]
+    base_metrics = base_m["metrics"] if base_ok else {}
+    run_metrics = run_m["metrics"]
+    rows = []
+    for metric in list(base_metrics) + [m for m in run_metrics if m not in base_metrics]:
+        base, run = base_metrics.get(metric), run_metrics.get(metric)
+
+        def pairs_of(metric: str = metric) -> pd.DataFrame | None:
+            return _paired(base_pi, run_pi, method, metric)
+
+        rows.append(_compare_metric(method, metric, base, run, _rule_for(rules, method, metric),
+                                    pairs_of, n_resamples, seed))
+    return rows
+
+
+def _record_warnings(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    """Warnings about run and baseline not being like for like."""
+    out = []
+    if run["config_hash"] != base["config_hash"]:
+        out.append(f"warning: config differs (run {run['config_hash']}, baseline {base['config_hash']}); "
+                   "figures may not be comparable")
+    rh, bh = run["data"].get("manifest_hash"), base["data"].get("manifest_hash")
+    if rh != bh:
+        out.append(f"warning: data differs (manifest {rh} in run, {bh} in baseline); figures may not be comparable")
+    if run["commit"] and run["commit"] == base["commit"]:
+        out.append(f"warning: run and baseline come from the same commit {short_commit(run['commit'])} "
+                   f"(run dirty: {run['dirty']}, baseline dirty: {base['dirty']})")
+    if list(run["seeds"]) != list(base["seeds"]):
+        out.append(f"warning: seeds differ (run {run['seeds']}, baseline {base['seeds']})")
+    return out
+
+
+def _rule_warnings(rules: Sequence[Rule], run: dict[str, Any], base: dict[str, Any]) -> list[str]:
+    """Warnings for rules that match no metric of either record (typos)."""
+    pairs = {(name, metric) for rec in (run, base) for name, m in rec["methods"].items() for metric in m["metrics"]}
+    return [f"warning: --fail-on rule {r.text!r} matches no metric" for r in rules
+            if not any(r.covers(method, metric) for method, metric in pairs)]
+
+
+def _run_id(record: Any) -> str:
+    """The run id of a record for error messages, '?' when it has none."""
+    return str(record.get("run_id", "?")) if isinstance(record, dict) else "?"
+
+
+def compare(run_record: dict[str, Any], baseline_record: dict[str, Any],
+            run_per_image: pd.DataFrame | None = None, base_per_image: pd.DataFrame | None = None,
+            fail_on: Sequence[str | Rule] | None = None, n_resamples: int = 1000,
+            seed: int = 0) -> CompareResult:
+    """Compare a run record against a baseline record under ``fail_on`` tolerance rules.
+
+    See the module docstring for the regression rule and its noise tests. Rule texts that do not
+    parse raise BenchError.
+    """
+    rules = parse_rules(fail_on)
+    check_record(run_record, f"run {_run_id(run_record)}")
+    check_record(baseline_record, f"baseline {_run_id(baseline_record)}")
+    base_pi, run_pi = _PerImage(base_per_image), _PerImage(run_per_image)
+    warnings = _record_warnings(run_record, baseline_record) + _rule_warnings(rules, run_record, baseline_record)
+    if rules and (run_per_image is None or base_per_image is None):
+        side = "run" if run_per_image is None else "baseline"
+        warnings.append(f"warning: no per-image values for the {side}; noise tests use the baseline's CI")
+    base_methods, run_methods = baseline_record["methods"], run_record["methods"]
+    rows: list[CompareRow] = []
+    for method in list(base_methods) + [m for m in run_methods if m not in base_methods]:
+        rows.extend(_method_rows(method, base_methods.get(method), run_methods.get(method), rules,
+                                 base_pi, run_pi, n_resamples, seed))
+    return CompareResult(run_record["run_id"], baseline_record["run_id"], rows, warnings, rules)
+
+
+def _value_ci(entry: dict[str, Any] | None) -> str:
+    """``value [lo, hi]`` of a metric entry."""
+    if entry is None:
+        return MISSING
+    ci = ci_of(entry)
+    return number(entry["value"]) + (" " + interval(*ci) if ci else "")
+
+
+def _delta(row: CompareRow) -> str:
+    """Signed difference, with the relative change when the baseline is non-zero."""
+    if row.delta is None:
+        return MISSING
+    text = signed(row.delta)
+    base = row.baseline["value"] if row.baseline else None
+    return text + (f" ({100 * row.delta / abs(base):+.1f}%)" if base else "")
+
+
+def format_compare(result: CompareResult) -> str:
+    """Markdown report: title, warning lines, the diff table, and a PASSED/FAILED verdict."""
+    parts = [f"### Run `{result.run_id}` vs baseline `{result.baseline_id}`", ""]
+    if result.warnings:
+        parts += result.warnings + [""]
+    header = ["method", "metric", "baseline", "run", "delta", "change", "status"]
+    parts.append(markdown_table(header, [[r.method, r.metric, _value_ci(r.baseline), _value_ci(r.run),
+                                          _delta(r), r.change, r.status] for r in result.rows]))
+    parts.append("")
+    rules = ", ".join(r.text for r in result.rules) or "none: nothing can fail"
+    if result.failed:
+        names = ", ".join(f"{r.method}/{r.metric}" for r in result.regressions)
+        parts.append(f"**FAILED**: {len(result.regressions)} regression(s): {names} (rules: {rules})")
+    else:
+        parts.append(f"**PASSED**: no regression beyond tolerance and noise (rules: {rules})")
+    return "\n".join(parts)

@@ -1,0 +1,101 @@
+"""Tests of the record commands of the CLI: ``baseline set``, ``compare``, ``history``."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from record_factory import write_runs
+
+from bench.cli import add_record_commands, build_parser, main
+from bench.errors import BenchError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench")
+    add_record_commands(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _cli(*argv: str) -> int:
+    args = _parser().parse_args(list(argv))
+    return args.func(args)
+
+
+def test_cli_handlers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, baselines = tmp_path / "runs", tmp_path / "baselines"
+    _, _, worse = write_runs(runs, [0.80, 0.80, 0.60])
+    loc = ["--runs", str(runs), "--baselines", str(baselines)]
+    assert _cli("baseline", "set", "0001", "--name", "quick", *loc) == 0
+    assert (baselines / "quick.json").is_file()
+    assert _cli("compare", "0002", "--fail-on", "pooled_auc:abs=0.02", *loc) == 0
+    assert "**PASSED**" in capsys.readouterr().out
+    out_md = tmp_path / "cmp.md"
+    code = _cli("compare", str(worse), "--baseline", str(baselines / "quick.json"),
+                "--fail-on", "pooled_auc:abs=0.02", "*:rel=50%", "--out", str(out_md), *loc)
+    assert code == 1
+    assert "**FAILED**" in capsys.readouterr().out and "**FAILED**" in out_md.read_text()
+    with pytest.raises(BenchError, match="oops"):
+        _cli("compare", "0002", "--fail-on", "oops", *loc)
+    with pytest.raises(BenchError, match="no baseline 'nightly'"):
+        _cli("compare", "0002", "--baseline", "nightly", *loc)
+    assert _cli("history", "--runs", str(runs), "--method", "pillet", "--plot", str(tmp_path / "h.png")) == 0
+    out = capsys.readouterr().out
+    assert out.count("| pillet |") == 3 and (tmp_path / "h.png").is_file()
+    with pytest.raises(BenchError, match="no run .* has metric 'nope'"):
+        _cli("history", "--runs", str(runs), "--metric", "nope")
+
+
+def test_history_of_empty_runs_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "runs").mkdir()
+    assert main(["history", "--runs", str(tmp_path / "runs")]) == 0
+    assert capsys.readouterr().out.strip() == f"no runs under {tmp_path / 'runs'}"
+
+
+def test_cli_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["compare", "--help"], ["history", "--help"], ["baseline", "set", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            build_parser().parse_args(argv)
+        assert exc.value.code == 0
+    assert "METRIC:rel=Y%" in capsys.readouterr().out
+
+
+def test_baseline_set_with_empty_name_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, baselines = tmp_path / "runs", tmp_path / "baselines"
+    write_runs(runs, [0.80, 0.70])
+    loc = ["--runs", str(runs), "--baselines", str(baselines)]
+    assert main(["baseline", "set", "0001", *loc]) == 0
+    quick = (baselines / "quick.json").read_bytes()
+    capsys.readouterr()
+    assert main(["baseline", "set", "0002", "--name", "", *loc]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --name is empty; leave the option out for the default (quick)"
+    assert (baselines / "quick.json").read_bytes() == quick  # the default baseline is untouched
+    assert sorted(p.name for p in baselines.iterdir()) == ["quick.json"]
+
+
+@pytest.mark.parametrize("argv,flag", [(["compare", "0002", "--baseline", ""], "--baseline"),
+                                       (["compare", ""], "RUN"),
+                                       (["history", "--metric", " "], "--metric")])
+def test_empty_options_do_not_fall_back(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                        flag: str) -> None:
+    runs = tmp_path / "runs"
+    write_runs(runs, [0.80, 0.70])
+    assert main([*argv, "--runs", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {flag} is empty") and len(err.splitlines()) == 1
+
+
+def test_compare_with_a_string_ci_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    _, second = write_runs(runs, [0.80, 0.70])
+    record = second / "record.json"
+    rec = json.loads(record.read_text())
+    rec["methods"]["pillet"]["metrics"]["pooled_auc"]["ci"] = ["0.68", 0.72]
+    record.write_text(json.dumps(rec))
+    code = main(["compare", "0002", "--baseline", "0001", "--fail-on", "pooled_auc:abs=0.01", "--runs", str(runs)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{record}: not a valid run record" in err and "metric 'pooled_auc': ci" in err and "non-number" in err
