@@ -7,7 +7,6 @@ so ``results/runs`` never holds a half-written run. A method that fails is recor
 from __future__ import annotations
 
 import copy
-import shutil
 import sys
 import time
 import traceback
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bench import records
+from bench import preflight, records, rundir
 from bench.checkpoint import atomic_write_text
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData, open_data
@@ -28,7 +27,9 @@ from bench.device import resolve_device
 from bench.errors import BenchError, first_line
 from bench.evaluate import MethodEval, evaluate, pick_examples, untranslated_accuracy
 from bench.registry import get_method_class, list_methods
-from bench.runner import train_method
+from bench.report_data import data_problems
+from bench.runner import checkpoints_root, train_method
+from bench.validate import check_method_list
 
 
 @dataclass
@@ -56,6 +57,7 @@ def resolve_methods(spec: str) -> list[str]:
         raise BenchError("no methods to run (--methods is empty)")
     for name in names:
         get_method_class(name)
+    check_method_list(names)
     return names
 
 
@@ -147,13 +149,14 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     if n_seeds < 1:
         raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
     names = resolve_methods(method_spec)
+    preflight.check_writable_dir(runs_root, "runs folder")
+    preflight.check_writable_dir(checkpoints_root(), "checkpoints folder")
     seeds = [cfg.train.seed + k for k in range(n_seeds)]
     watch, log = Stopwatch(announce=progress), []
     started = datetime.now(timezone.utc)
     with watch.stage("data"):
         data = open_data(cfg.data, progress=progress)
-    if len(data.test) == 0 or not (data.test.domains == 1).any():
-        raise BenchError(f"{data.root}: the test split has no Pneumonia images to evaluate")
+    preflight.check_splits(data, cfg.data, preflight.NEEDS_RUN)
     with watch.stage("evaluator"):
         judge = get_evaluator(cfg, data, progress=progress)
         reference = untranslated_accuracy(data.test, judge, cfg.eval)
@@ -161,10 +164,8 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress) for n in names]
 
     commit, dirty = records.git_state(repo or Path.cwd())
-    run_dir = records.next_run_dir(runs_root, commit, dirty, started)
-    tmp = run_dir.parent / f".{run_dir.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    reserved = rundir.reserve(runs_root, commit, dirty, started)
+    run_dir, tmp = reserved.final, reserved.tmp
     try:
         record = _record(run_dir.name, started, commit, dirty, cfg, seeds, data, judge, runs, watch)
         record["evaluator"]["untranslated"] = {k: f.as_dict() for k, f in reference.items()}
@@ -175,9 +176,9 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
         records.write_record(tmp, record)
         if log:
             atomic_write_text(tmp / "errors.log", "\n".join(log))
-        tmp.rename(run_dir)
+        rundir.publish(reserved)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        rundir.discard(reserved)
         raise
     return RunResult(run_dir, record, all(r.error is None for r in runs))
 
@@ -201,7 +202,7 @@ def _record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg
         "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
                  "n_test": counts(data.test), "n_tune": len(data.tune),
                  "n_tune_by_domain": counts(data.tune), "n_train": len(data.train), "split_counts": data.split_counts,
-                 "missing": len(data.cache.missing), "skipped": len(data.problems)},
+                 "missing": len(data.cache.missing), "skipped": len(data.problems), **data_problems(data)},
         "times": dict(watch.times),
         "evaluator": judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)},
         "methods": {r.name: summarize(r) for r in runs},
