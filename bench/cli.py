@@ -122,8 +122,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method (resuming from its last checkpoint with --resume)."""
-    from bench.data import open_data
     from bench import preflight
+    from bench.data import open_data
     from bench.registry import get_method_class
     from bench.runner import checkpoints_root, train_method
 

@@ -50,8 +50,15 @@ def check_disk_space(folder: Path, needed: int, what: str) -> None:
     """Refuse to start writing ``needed`` bytes into ``folder`` when its disk has less free."""
     free = shutil.disk_usage(_existing_ancestor(Path(folder))).free
     if needed > free:
-        raise BenchError(f"{folder}: the {what} needs about {needed / 2**20:,.0f} MiB, "
-                         f"only {free / 2**20:,.0f} MiB free on that disk")
+        raise BenchError(f"{folder}: the {what} needs about {_human(needed)}, only {_human(free)} free on that disk")
+
+
+def _human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"
 
 
 def cache_bytes(n_images: int, size: int, masks: bool) -> int:

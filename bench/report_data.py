@@ -30,9 +30,9 @@ def data_problems_section(record: dict[str, Any]) -> str:
     skipped, missing = int(data.get("skipped", 0) or 0), int(data.get("missing", 0) or 0)
     if not skipped and not missing:
         return ""
-    parts = ["## Data problems",
-             f"{skipped} item(s) skipped and {missing} image(s) missing; they are left out of every split "
-             "and every figure."]
+    summary = (f"{skipped} item(s) skipped and {missing} image(s) missing; they are left out of every split "
+               "and every figure.")
+    parts = ["## Data problems", summary]
     listed = data.get("problems", [])[:SHOWN]
     if listed:
         more = f" (first {len(listed)})" if skipped > len(listed) else ""

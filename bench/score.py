@@ -29,9 +29,9 @@ def load_maps(path: Path) -> dict[str, np.ndarray]:
     with path.open("rb") as fh:
         magic = fh.read(6)
     if magic == NPY_MAGIC:
-        raise BenchError(f"{path}: is a single .npy array; expected an .npz with one map per patientId")
+        raise BenchError(f"{path}: not a readable .npz of lesion maps: a single .npy array, not one map per patientId")
     if not magic.startswith(ZIP_MAGIC):
-        raise BenchError(f"{path}: not an .npz file (an .npz is a zip archive of .npy arrays, one per patientId)")
+        raise BenchError(f"{path}: not a readable .npz of lesion maps: not an .npz (zip) file at all")
     try:
         with np.load(path, allow_pickle=False) as npz:
             maps = {k: np.asarray(npz[k]) for k in npz.files}

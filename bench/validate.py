@@ -7,8 +7,9 @@ Each failure is one :class:`ConfigError` line naming the key, the value and the 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from bench.config import Config, resolve_params
 from bench.errors import ConfigError
@@ -73,7 +74,8 @@ RULES: dict[str, Rule] = {
     "classifier.patience": at_least(1),
     "eval.n_bootstrap": at_least(1),
     "eval.bootstrap_seed": at_least(0),
-    "eval.tolerances": Rule(lambda v: len(v) > 0 and all(0 <= t <= 255 for t in v), "one or more integers from 0 to 255"),
+    "eval.tolerances": Rule(lambda v: len(v) > 0 and all(0 <= t <= 255 for t in v),
+                            "one or more integers from 0 to 255"),
     "eval.batch_size": at_least(1),
     "eval.n_qualitative": at_least(1),
 }
