@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -30,5 +31,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise BenchError(f"{path}: checkpoint does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise BenchError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
+        raise BenchError(f"{path}: holds pickled Python objects that are not plain tensors; refused for safety "
+                         "(loaded with weights_only=True)") from None
     except Exception as exc:  # torch raises many types for corrupt files
         raise BenchError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None

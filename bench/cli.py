@@ -11,6 +11,7 @@ from bench import records
 from bench.atomic import atomic_write_text
 from bench.config import Config, load_config
 from bench.errors import BenchError
+from bench.validate import check_ranges
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -39,10 +40,11 @@ def resolve_config(args: argparse.Namespace) -> Config:
         cfg.data.include_not_normal = True
     if getattr(args, "strict", False):
         cfg.data.strict = True
-    if getattr(args, "size", None):
+    if getattr(args, "size", None) is not None:
         cfg.data.size = args.size
     if getattr(args, "classifier_weights", None):
         cfg.classifier.weights = str(args.classifier_weights)
+    check_ranges(cfg)
     return cfg
 
 
@@ -74,6 +76,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     import time
 
     from bench.data import open_data
+    from bench.data.inspect import print_unlabelled
+    from bench.data.rsna import unlabelled_images
 
     cfg = resolve_config(args)
     t0 = time.perf_counter()
@@ -81,9 +85,10 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     c = data.cache
     state = "reused" if c.reused else f"built in {time.perf_counter() - t0:.1f} s"
     print(f"cache {c.path} ({state}): {len(c.patient_ids):,} images at {c.size}px, "
-          f"{len(c.missing):,} missing, {len(c.problems):,} skipped; train {len(data.train):,}, tune {len(data.tune):,}, test {len(data.test):,}")
+          f"{len(c.missing):,} missing, {len(data.problems):,} skipped; train {len(data.train):,}, tune {len(data.tune):,}, test {len(data.test):,}")
     for p in data.problems[:10]:
         print(f"  skipped: {p}")
+    print_unlabelled(unlabelled_images(data.labels.layout))
     return 0
 
 
@@ -119,13 +124,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method (resuming from its last checkpoint with --resume)."""
+    from bench import preflight
     from bench.data import open_data
     from bench.registry import get_method_class
-    from bench.runner import train_method
+    from bench.runner import checkpoints_root, train_method
 
     cfg = resolve_config(args)
     get_method_class(args.method)
+    preflight.check_writable_dir(Path(args.out) if args.out else checkpoints_root(), "checkpoint folder")
     data = open_data(cfg.data, progress=True)
+    preflight.check_splits(data, cfg.data, preflight.NEEDS_TRAINING)
     _, out_dir = train_method(args.method, cfg, data, Path(args.out) if args.out else None,
                               resume=args.resume, progress=True)
     print(f"trained {args.method} ({cfg.preset}); checkpoints in {out_dir}")

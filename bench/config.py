@@ -228,8 +228,10 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
 def load_config(
     preset_name: str = "quick", toml_path: str | Path | None = None, sets: list[str] | None = None
 ) -> Config:
-    """Resolve a configuration: preset, then a TOML file, then ``key=value`` overrides."""
+    """Resolve a configuration: preset, then a TOML file, then ``key=value`` overrides, then range checks
+    (``bench.validate``) of every setting and of the ``method.`` settings given here."""
     cfg = preset(preset_name)
+    user_methods: set[str] = set()
     if toml_path is not None:
         path = Path(toml_path)
         try:
@@ -241,12 +243,27 @@ def load_config(
         table.pop("preset", None)
         for key, value in _flatten(table):
             _apply(cfg, key, value, key)
+            user_methods |= _method_names(key, value)
     for item in sets or []:
         key, eq, text = item.partition("=")
         if not eq or not key.strip():
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.iterations=100")
-        _apply(cfg, key.strip(), _parse_value(text.strip()), key.strip())
-    return cfg
+        value = _parse_value(text.strip())
+        _apply(cfg, key.strip(), value, key.strip())
+        user_methods |= _method_names(key.strip(), value)
+    from bench.validate import validate_config
+
+    return validate_config(cfg, user_methods)
+
+
+def _method_names(key: str, value: Any) -> set[str]:
+    """The method names a ``method.<name>...`` setting refers to (none for other keys)."""
+    parts = key.split(".")
+    if parts[0] != "method":
+        return set()
+    if len(parts) > 1:
+        return {parts[1]}
+    return set(value) if isinstance(value, dict) else set()
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

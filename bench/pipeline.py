@@ -7,7 +7,6 @@ so ``results/runs`` never holds a half-written run. A method that fails is recor
 from __future__ import annotations
 
 import copy
-import shutil
 import sys
 import time
 import traceback
@@ -18,18 +17,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import records
+from bench import preflight, records, rundir
 from bench.atomic import atomic_write_text
 from bench.config import Config
 from bench.data import PreparedData, open_data
-from bench.domains import PNEUMONIA
 from bench.errors import BenchError, first_line
 from bench.evaluate import evaluate, pick_examples, untranslated_accuracy
 from bench.figure import Example, RocCurve
 from bench.registry import get_method_class, list_methods
-from bench.report import title, write_report
-from bench.runner import train_method
 from bench.records.build import MethodRun, build_record, per_image_frame
+from bench.report import title, write_report
+from bench.runner import checkpoints_root, train_method
+from bench.validate import check_method_list
 
 
 @dataclass
@@ -47,11 +46,12 @@ def resolve_methods(spec: str) -> list[str]:
     if spec.strip() == "all":
         names = [n for n in list_methods() if not get_method_class(n).reference]
     else:
-        names = list(dict.fromkeys(s.strip() for s in spec.split(",") if s.strip()))
+        names = [s.strip() for s in spec.split(",") if s.strip()]
     if not names:
         raise BenchError("no methods to run (--methods is empty)")
     for name in names:
         get_method_class(name)
+    check_method_list(names)
     return names
 
 
@@ -155,13 +155,15 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     if n_seeds < 1:
         raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
     names = resolve_methods(method_spec)
+    preflight.check_writable_dir(runs_root, "runs folder")
+    preflight.check_writable_dir(checkpoints_root(), "checkpoints folder")
     seeds = [cfg.train.seed + k for k in range(n_seeds)]
     watch, log = Stopwatch(announce=progress), []
     started = datetime.now(timezone.utc)
+    commit, dirty = records.git_state(repo or Path.cwd())  # the code that runs, read before any work
     with watch.stage("data"):
         data = open_data(cfg.data, progress=progress)
-    if len(data.test) == 0 or not (data.test.domains == PNEUMONIA).any():
-        raise BenchError(f"{data.root}: the test split has no Pneumonia images to evaluate")
+    preflight.check_splits(data, cfg.data, preflight.NEEDS_RUN)
     check_needs(names, data)
     if references:
         names = with_references(names, data)
@@ -171,11 +173,8 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     examples = pick_examples(data.test, cfg.eval.n_qualitative)
     runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress) for n in names]
 
-    commit, dirty = records.git_state(repo or Path.cwd())
-    run_dir = records.next_run_dir(runs_root, commit, dirty, started)
-    tmp = run_dir.parent / f".{run_dir.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    reserved = rundir.reserve(runs_root, commit, dirty, started)
+    run_dir, tmp = reserved.final, reserved.tmp
     try:
         record = build_record(run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs,
                               watch.times)
@@ -186,8 +185,8 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
         records.write_record(tmp, record)
         if log:
             atomic_write_text(tmp / "errors.log", "\n".join(log))
-        tmp.rename(run_dir)
+        rundir.publish(reserved)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        rundir.discard(reserved)
         raise
     return RunResult(run_dir, record, all(r.error is None for r in runs))

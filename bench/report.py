@@ -16,6 +16,7 @@ from bench.figure import Example, RocCurve
 from bench.markdown import fmt
 from bench.markdown import markdown_table as _table
 from bench.registry import get_method_class
+from bench.report_data import data_problems_section
 
 LOCALIZATION_COLUMNS = [
     ("pooled_auc", "pooled AUC"), ("pooled_ap", "pooled AP"), ("pixel_auc", "per-image AUC"),
@@ -296,6 +297,7 @@ def render(record: dict[str, Any]) -> str:
     failed = {n: m["error"] for n, m in record["methods"].items() if m["status"] != "ok"}
     if failed:
         parts += ["## Failures", "\n".join(f"- {title(n)}: {e} (traceback in errors.log)" for n, e in failed.items())]
+    parts += [section for section in (data_problems_section(record),) if section]
     parts += ["## Provenance", provenance(record)]
     return "\n\n".join(parts) + "\n"
 

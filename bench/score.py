@@ -20,11 +20,20 @@ from bench.errors import BenchError
 from bench.evaluate import MethodEval, Outputs, localization_figures, resize_maps
 from bench.figure import Figure
 
+ZIP_MAGIC = b"PK"
+NPY_MAGIC = b"\x93NUMPY"
+
 
 def load_maps(path: Path) -> dict[str, np.ndarray]:
     """Read an .npz of patientId -> 2-D map; a bad file or array gives one clear error."""
     if not path.is_file():
         raise BenchError(f"{path}: maps file does not exist")
+    with path.open("rb") as fh:
+        magic = fh.read(6)
+    if magic == NPY_MAGIC:
+        raise BenchError(f"{path}: not a readable .npz of lesion maps: a single .npy array, not one map per patientId")
+    if not magic.startswith(ZIP_MAGIC):
+        raise BenchError(f"{path}: not a readable .npz of lesion maps: not an .npz (zip) file at all")
     try:
         with np.load(path, allow_pickle=False) as npz:
             maps = {k: np.asarray(npz[k]) for k in npz.files}

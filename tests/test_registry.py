@@ -75,7 +75,9 @@ def test_unknown_hyper_parameter_rejected() -> None:
     try:
         cfg = load_config("smoke", sets=["method.registry_test_params.weight=3"])
         assert create_method("registry_test_params", cfg, "cpu").params.weight == 3.0
-        cfg = load_config("smoke", sets=["method.registry_test_params.wieght=3"])
+        with pytest.raises(BenchError, match="unknown config key 'method.registry_test_params.wieght'"):
+            load_config("smoke", sets=["method.registry_test_params.wieght=3"])  # refused where it is set
+        cfg.method["registry_test_params"] = {"wieght": 3}
         with pytest.raises(BenchError, match="unknown config key 'method.registry_test_params.wieght'"):
             create_method("registry_test_params", cfg, "cpu")
     finally:

@@ -26,6 +26,7 @@ from bench.data.dicom import read_dicom, resize_area, resize_area_float
 from bench.data.rsna import LIFT_SCALE, MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
 from bench.domains import EXCLUDED
 from bench.errors import DataError
+from bench.preflight import cache_bytes, check_disk_space, check_writable_dir
 
 CACHE_VERSION = 3  # 3: lesion-free twins (twins.npy) and masks from the lesion lift
 
@@ -278,5 +279,7 @@ def prepare_cache(labels: Labels, size: int, strict: bool = False, progress: boo
             first = cache.problems[0] if cache.problems else Problem(str(labels.layout.images), f"{len(cache.missing)} image files are missing")
             raise DataError(first.path, first.what, first.row)
         return cache
+    check_writable_dir(dest.parent, "cache folder")
+    check_disk_space(dest.parent, cache_bytes(len(selected(labels)), size, labels.layout.masks is not None), "cache")
     _build(labels, size, key, dest, strict, progress)
     return _open(dest, reused=False)

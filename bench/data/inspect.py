@@ -11,13 +11,14 @@ from bench.atomic import atomic_write_figure
 from bench.config import DataConfig
 from bench.data import PreparedData, RSNADataset, split_counts
 from bench.data.dicom import read_header
-from bench.data.rsna import CLASSES, Labels, read_labels
+from bench.data.rsna import CLASSES, Labels, read_labels, split_patients, unlabelled_images
 from bench.domains import PNEUMONIA
 from bench.errors import DataError
 
 
-def image_status(labels: Labels, progress: bool = True) -> dict[str, Any]:
-    """Images found, missing, and unreadable (header check) for every labelled patient."""
+def image_status(labels: Labels, progress: bool = True, usable: set[str] | None = None) -> dict[str, Any]:
+    """Images found, missing, and unreadable (header check) for every labelled patient; the ids of
+    the readable ones are added to ``usable`` when given."""
     found = missing = 0
     unreadable: list[str] = []
     for pat in tqdm(labels.patients, desc="checking images", unit="img", disable=not progress):
@@ -30,6 +31,9 @@ def image_status(labels: Labels, progress: bool = True) -> dict[str, Any]:
             read_header(path)
         except DataError as err:
             unreadable.append(str(err))
+            continue
+        if usable is not None:
+            usable.add(pat.patient_id)
     return {"images_found": found, "images_missing": missing, "unreadable": len(unreadable),
             "unreadable_files": unreadable}
 
@@ -46,11 +50,31 @@ def data_info(root: Path, cfg: DataConfig, progress: bool = True) -> dict[str, A
         "boxes": labels.n_boxes(),
         "boxes_per_patient": _boxes_histogram(labels),
     }
-    info.update(image_status(labels, progress))
+    usable: set[str] = set()
+    info.update(image_status(labels, progress, usable))
     info["split"] = split_counts(labels, cfg)
+    info["split_images"] = split_image_counts(labels, cfg, usable)
+    unlabelled = unlabelled_images(labels.layout)
+    info["unlabelled_images"] = len(unlabelled)
+    info["unlabelled_files"] = unlabelled[:20]
     info["problems"] = len(labels.problems)
     info["problem_lines"] = [str(p) for p in labels.problems[:20]]
     return info
+
+
+def split_image_counts(labels: Labels, cfg: DataConfig, usable: set[str]) -> dict[str, dict[str, int]]:
+    """Per split and domain, the patients whose image is present and readable."""
+    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
+    names = {0: "healthy", 1: "pneumonia"}
+    return {k: {names[d]: sum(p.domain == d and p.patient_id in usable for p in v) for d in (1, 0)}
+            for k, v in parts.items()}
+
+
+def print_unlabelled(names: list[str], shown: int = 5) -> None:
+    """One line naming the DICOMs that no CSV row describes (nothing when there are none)."""
+    if names:
+        more = ", ..." if len(names) > shown else ""
+        print(f"{len(names):,} image(s) without a row in the label CSV, not used: {', '.join(names[:shown])}{more}")
 
 
 def _boxes_histogram(labels: Labels) -> dict[str, int]:
@@ -71,8 +95,14 @@ def format_info(info: dict[str, Any]) -> str:
                  f"{info['unreadable']:,} unreadable")
     lines += [f"  {u}" for u in info["unreadable_files"][:10]]
     for part, counts in info["split"].items():
-        lines.append(f"split {part}: " + ", ".join(f"{d} {n:,}" for d, n in counts.items())
-                     + f" (total {sum(counts.values()):,})")
+        usable = info["split_images"][part]
+        lines.append(f"split {part}: patients " + ", ".join(f"{d} {n:,}" for d, n in counts.items())
+                     + f" (total {sum(counts.values()):,}); usable images "
+                     + ", ".join(f"{d} {n:,}" for d, n in usable.items()) + f" (total {sum(usable.values()):,})")
+    if info["unlabelled_images"]:
+        more = ", ..." if info["unlabelled_images"] > 5 else ""
+        lines.append(f"images without a row in {info['labels_file']} (not used): {info['unlabelled_images']:,} - "
+                     + ", ".join(info["unlabelled_files"][:5]) + more)
     if info["problems"]:
         lines.append(f"label problems (rows skipped): {info['problems']}")
         lines += [f"  {p}" for p in info["problem_lines"]]

@@ -97,6 +97,8 @@ class Labels:
 def find_layout(root: str | Path) -> Layout:
     """Locate the label CSVs and image folder of an RSNA download (stage 2 or stage 1 names)."""
     root = Path(root)
+    if root.is_file():
+        raise DataError(root, "is a file, not a data folder (give the folder that holds the RSNA CSVs)")
     if not root.is_dir():
         raise DataError(root, "data folder does not exist")
 
@@ -125,6 +127,8 @@ def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(missing)}; found {', '.join(map(str, df.columns))}")
+    if df.empty:
+        raise DataError(path, "holds only its header line: no patients")
     return df
 
 
@@ -181,11 +185,17 @@ def read_labels(root: str | Path, include_not_normal: bool = False, strict: bool
     df = _read_csv(layout.labels, LABEL_COLUMNS)
     patients: dict[str, Patient] = {}
     bad: set[str] = set()
+    seen: dict[tuple[object, ...], int] = {}
     cols = [df[c].to_numpy() for c in LABEL_COLUMNS]
     for line, (pid, x, y, w, h, target) in enumerate(zip(*cols), start=2):
         why = check_patient_id(pid)
         if why is None:
             why = _label_row_problem(pid, x, y, w, h, target, classes)
+        if why is None:
+            why = _duplicate_row(seen, line, pid, x, y, w, h, target)
+            if why is not None:  # the first of identical rows is kept; only the copy is dropped
+                problems.append(Problem(str(layout.labels), why, line))
+                continue
         if why is not None:
             problems.append(Problem(str(layout.labels), why, line))
             if isinstance(pid, str):
@@ -227,6 +237,23 @@ def _label_row_problem(pid: str, x: float, y: float, w: float, h: float, target:
     if not all(isinstance(v, float) and math.isnan(v) for v in (x, y, w, h)):
         return "Target is 0 but the row has a box"
     return None
+
+
+def _duplicate_row(seen: dict[tuple[object, ...], int], line: int, pid: str, *values: object) -> str | None:
+    """Why a label row repeats an earlier one exactly (None for its first occurrence)."""
+    key = (pid, *(("nan" if isinstance(v, float) and math.isnan(v) else float(v)) for v in values))
+    if key in seen:
+        return f"repeats row {seen[key]} exactly (patient {pid}); counted once"
+    seen[key] = line
+    return None
+
+
+def unlabelled_images(layout: Layout) -> list[str]:
+    """Names of the DICOMs in the image folder that have no row in the label CSV, sorted."""
+    if not layout.images.is_dir():
+        return []
+    ids = set(pd.read_csv(layout.labels, usecols=["patientId"], dtype={"patientId": str})["patientId"])
+    return sorted(p.name for p in layout.images.iterdir() if p.suffix == ".dcm" and p.stem not in ids)
 
 
 def split_of(patient_id: str, seed: int) -> float:

@@ -115,6 +115,8 @@ class TrainLog:
         self.bar.set_postfix({"D": f"{d['total']:.3f}", "G": f"{g.get('total', math.nan):.3f}", "img/s": f"{rate:.1f}"})
         with self.path.open("a") as fh:
             record = {"iteration": iteration, "g_step": g_steps, "d": d, "g": g, "images_per_s": rate}
+            if not g:  # no generator step yet in this process (e.g. just after a resume): no G losses to log
+                del record["g"]
             fh.write(json.dumps(record) + "\n")
 
     def close(self) -> None:

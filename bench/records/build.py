@@ -21,6 +21,7 @@ from bench.device import resolve_device
 from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
 from bench.evaluate import MethodEval
 from bench.figure import Figure
+from bench.report_data import data_problems
 
 
 @dataclass
@@ -100,7 +101,7 @@ def build_record(run_id: str, started: datetime, commit: str | None, dirty: bool
         "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
                  "n_test": _counts(data.test), "n_tune": len(data.tune),
                  "n_tune_by_domain": _counts(data.tune), "n_train": len(data.train), "split_counts": data.split_counts,
-                 "missing": len(data.cache.missing), "skipped": len(data.problems)},
+                 "missing": len(data.cache.missing), "skipped": len(data.problems), **data_problems(data)},
         "times": dict(times),
         "evaluator": evaluator,
         "methods": {r.name: summarize(r) for r in runs},

@@ -55,15 +55,13 @@ def _run_dirs(runs_root: Path) -> list[Path]:
 
 
 def next_run_dir(runs_root: Path, commit: str | None, dirty: bool, now: datetime) -> Path:
-    """Path of the next run folder ``NNNN_<commit7|nogit>[-dirty]_<YYYYmmddTHHMMSSZ>``.
+    """Path the next run folder would take (one more than the highest number under ``runs_root``),
+    named by :func:`bench.rundir.run_name`; runs themselves reserve their number atomically with
+    :func:`bench.rundir.reserve`."""
+    from bench.rundir import run_name
 
-    NNNN is one more than the highest number under ``runs_root`` (0001 for the first run). The
-    folder is not created, so the caller can fill a temporary folder and rename it into place.
-    """
     numbers = [_run_number(p.name) or 0 for p in _run_dirs(Path(runs_root))]
-    tag = (commit[:7] if commit else "nogit") + ("-dirty" if dirty else "")
-    stamp = _as_utc(now).strftime("%Y%m%dT%H%M%SZ")
-    return Path(runs_root) / f"{max(numbers, default=0) + 1:04d}_{tag}_{stamp}"
+    return Path(runs_root) / run_name(max(numbers, default=0) + 1, commit, dirty, now)
 
 
 def _match_run_id(text: str, runs_root: Path) -> Path | None:
