@@ -1,4 +1,5 @@
 """lesionbench: a benchmark for pixel-level lesion localization in chest X-rays."""
+
 from bench.config import Config, load_config
 from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
 from bench.method import Method, TrainContext

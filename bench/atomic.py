@@ -3,6 +3,7 @@
 A reader (or a crash) never sees a half-written file: the target holds either its old or its new
 content.
 """
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """Atomic checkpoint saving; checkpoints load with ``weights_only=True``."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except pickle.UnpicklingError as exc:
         if "weights only" not in str(exc).lower():
             raise BenchError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None
-        raise BenchError(f"{path}: holds pickled Python objects that are not plain tensors; refused for safety "
-                         "(loaded with weights_only=True)") from None
+        raise BenchError(
+            f"{path}: holds pickled Python objects that are not plain tensors; refused for safety "
+            "(loaded with weights_only=True)"
+        ) from None
     except Exception as exc:  # torch raises many types for corrupt files
         raise BenchError(f"{path}: not a readable checkpoint ({first_line(exc)})") from None

@@ -1,11 +1,13 @@
 """Command line: ``python -m bench <command>`` (data, list, train, run, score, baseline, compare, history)."""
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from bench import records
 from bench.atomic import atomic_write_text
@@ -17,17 +19,30 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _add_config_args(p: argparse.ArgumentParser, preset_default: str = "quick") -> None:
-    p.add_argument("--preset", default=preset_default, help=f"named preset: smoke, quick, standard, paper (default {preset_default})")
+    p.add_argument(
+        "--preset",
+        default=preset_default,
+        help=f"named preset: smoke, quick, standard, paper (default {preset_default})",
+    )
     p.add_argument("--config", metavar="FILE.toml", help="TOML file overriding preset fields")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one field, e.g. --set train.iterations=100 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one field, e.g. --set train.iterations=100 (repeatable)",
+    )
     _add_data_args(p)
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="RSNA folder (Kaggle layout); default: built-in synthetic radiographs")
-    p.add_argument("--include-not-normal", action="store_true",
-                   help="count 'No Lung Opacity / Not Normal' patients as Healthy instead of excluding them")
+    p.add_argument(
+        "--include-not-normal",
+        action="store_true",
+        help="count 'No Lung Opacity / Not Normal' patients as Healthy instead of excluding them",
+    )
     p.add_argument("--strict", action="store_true", help="turn every data problem into an error")
 
 
@@ -52,8 +67,11 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     """Write built-in synthetic radiographs in the RSNA layout."""
     from bench.data.synth import SynthConfig, generate
 
-    manifest = generate(Path(args.out), SynthConfig(n_pneumonia=args.n_pneumonia, n_healthy=args.n_healthy,
-                                                    size=args.size, seed=args.seed), progress=True)
+    manifest = generate(
+        Path(args.out),
+        SynthConfig(n_pneumonia=args.n_pneumonia, n_healthy=args.n_healthy, size=args.size, seed=args.seed),
+        progress=True,
+    )
     counts = manifest.get("counts", {})
     print(f"wrote {sum(counts.values()) if counts else '?'} synthetic radiographs to {args.out} ({counts})")
     return 0
@@ -84,8 +102,11 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     data = open_data(cfg.data, progress=True)
     c = data.cache
     state = "reused" if c.reused else f"built in {time.perf_counter() - t0:.1f} s"
-    print(f"cache {c.path} ({state}): {len(c.patient_ids):,} images at {c.size}px, "
-          f"{len(c.missing):,} missing, {len(data.problems):,} skipped; train {len(data.train):,}, tune {len(data.tune):,}, test {len(data.test):,}")
+    print(
+        f"cache {c.path} ({state}): {len(c.patient_ids):,} images at {c.size}px, "
+        f"{len(c.missing):,} missing, {len(data.problems):,} skipped; "
+        f"train {len(data.train):,}, tune {len(data.tune):,}, test {len(data.test):,}"
+    )
     for p in data.problems[:10]:
         print(f"  skipped: {p}")
     print_unlabelled(unlabelled_images(data.labels.layout))
@@ -134,8 +155,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     preflight.check_writable_dir(Path(args.out) if args.out else checkpoints_root(), "checkpoint folder")
     data = open_data(cfg.data, progress=True)
     preflight.check_splits(data, cfg.data, preflight.NEEDS_TRAINING)
-    _, out_dir = train_method(args.method, cfg, data, Path(args.out) if args.out else None,
-                              resume=args.resume, progress=True)
+    _, out_dir = train_method(
+        args.method, cfg, data, Path(args.out) if args.out else None, resume=args.resume, progress=True
+    )
     print(f"trained {args.method} ({cfg.preset}); checkpoints in {out_dir}")
     return 0
 
@@ -145,8 +167,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.pipeline import run_benchmark
 
     cfg = resolve_config(args)
-    result = run_benchmark(args.methods, cfg, n_seeds=args.seeds, runs_root=Path(args.out), progress=True,
-                           references=not args.no_references)
+    result = run_benchmark(
+        args.methods,
+        cfg,
+        n_seeds=args.seeds,
+        runs_root=Path(args.out),
+        progress=True,
+        references=not args.no_references,
+    )
     print(f"report: {result.run_dir / 'report.md'}")
     failed = [n for n, m in result.record["methods"].items() if m["status"] != "ok"]
     for name in failed:
@@ -167,13 +195,17 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary_json(args.name, scored), indent=2))
         return 0
-    record = {"methods": {args.name: {"status": "ok", "metrics": {k: f.as_dict() for k, f in scored["figures"].items()}}}}
+    record = {
+        "methods": {args.name: {"status": "ok", "metrics": {k: f.as_dict() for k, f in scored["figures"].items()}}}
+    }
     print(localization_table(record))
     if any(k.startswith("mask_") for k in scored["figures"]):
         print("\nAgainst the pixel-exact lesion masks:\n" + localization_table(record, "mask_"))
     print(f"\n{scored['n_images']} Pneumonia images scored ({args.split} split), {scored['missing']} without a map")
     if scored["ignored"]:
-        print(f"ignored {len(scored['ignored'])} maps for patientIds not in the data: {', '.join(scored['ignored'][:5])}")
+        print(
+            f"ignored {len(scored['ignored'])} maps for patientIds not in the data: {', '.join(scored['ignored'][:5])}"
+        )
     return 0
 
 
@@ -187,14 +219,18 @@ def _text(args: argparse.Namespace, attr: str, flag: str, default: str | None = 
     if value is None:
         return default
     if not str(value).strip():
-        raise BenchError(f"{flag} is empty" + (f"; leave the option out for the default ({default})" if default else ""))
+        raise BenchError(
+            f"{flag} is empty" + (f"; leave the option out for the default ({default})" if default else "")
+        )
     return str(value)
 
 
 def _folders(args: argparse.Namespace) -> tuple[Path, Path]:
     """The --runs and --baselines folders of a record command."""
-    return (Path(_text(args, "runs", "--runs", str(records.DEFAULT_RUNS))),
-            Path(_text(args, "baselines", "--baselines", str(records.DEFAULT_BASELINES))))
+    return (
+        Path(_text(args, "runs", "--runs", str(records.DEFAULT_RUNS))),
+        Path(_text(args, "baselines", "--baselines", str(records.DEFAULT_BASELINES))),
+    )
 
 
 def cmd_baseline_set(args: argparse.Namespace) -> int:
@@ -214,9 +250,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     runs_root, baselines = _folders(args)
     run_path = records.resolve_run(_text(args, "run", "RUN"), runs_root)
     base_path = records.resolve_baseline(_text(args, "baseline", "--baseline", "quick"), baselines, runs_root)
-    result = records.compare(records.load_record(run_path), records.load_record(base_path),
-                             records.load_per_image(run_path, missing_ok=True),
-                             records.load_per_image(base_path, missing_ok=True), rules)
+    result = records.compare(
+        records.load_record(run_path),
+        records.load_record(base_path),
+        records.load_per_image(run_path, missing_ok=True),
+        records.load_per_image(base_path, missing_ok=True),
+        rules,
+    )
     text = records.format_compare(result)
     print(text)
     out = _text(args, "out", "--out")
@@ -237,8 +277,9 @@ def cmd_history(args: argparse.Namespace) -> int:
         if not df.attrs.get("n_runs"):
             print(f"no runs under {runs_root}")
             return 0
-        raise BenchError(f"no run under {runs_root} has metric {metric!r}"
-                         + (f" for method {method!r}" if method else ""))
+        raise BenchError(
+            f"no run under {runs_root} has metric {metric!r}" + (f" for method {method!r}" if method else "")
+        )
     print(records.format_history(df))
     plot = _text(args, "plot", "--plot") or runs_root / f"history_{metric}.png"
     print(f"wrote {records.plot_history(df, plot)}")
@@ -263,44 +304,71 @@ example: python -m bench compare latest --fail-on pooled_auc:abs=0.02 '*:rel=5%'
 
 def _add_location_args(p: argparse.ArgumentParser, baselines: bool = True) -> None:
     """--runs (and --baselines) folder options."""
-    p.add_argument("--runs", default=str(records.DEFAULT_RUNS), metavar="DIR",
-                   help=f"folder of run folders, for run ids (default {records.DEFAULT_RUNS})")
+    p.add_argument(
+        "--runs",
+        default=str(records.DEFAULT_RUNS),
+        metavar="DIR",
+        help=f"folder of run folders, for run ids (default {records.DEFAULT_RUNS})",
+    )
     if baselines:
-        p.add_argument("--baselines", default=str(records.DEFAULT_BASELINES), metavar="DIR",
-                       help=f"folder of named baselines (default {records.DEFAULT_BASELINES})")
+        p.add_argument(
+            "--baselines",
+            default=str(records.DEFAULT_BASELINES),
+            metavar="DIR",
+            help=f"folder of named baselines (default {records.DEFAULT_BASELINES})",
+        )
 
 
 def add_record_commands(sub: Any) -> None:
     """Add the ``baseline set``, ``compare`` and ``history`` commands to an argparse subparsers object."""
     run_help = "run folder, its record.json, a run id or number under --runs (e.g. 0003), or 'latest'"
-    baseline = sub.add_parser("baseline", help="manage named baselines (committed copies of run records)",
-                              description="Named baselines are copies of run records in results/baselines/.")
+    baseline = sub.add_parser(
+        "baseline",
+        help="manage named baselines (committed copies of run records)",
+        description="Named baselines are copies of run records in results/baselines/.",
+    )
     bsub = baseline.add_subparsers(dest="baseline_command", required=True, metavar="{set}")
-    p = bsub.add_parser("set", help="make a run the named baseline",
-                        description="Copy a run's record.json to BASELINES/NAME.json and its per-image "
-                                    "values to BASELINES/NAME.per_image.csv.gz.")
+    p = bsub.add_parser(
+        "set",
+        help="make a run the named baseline",
+        description="Copy a run's record.json to BASELINES/NAME.json and its per-image "
+        "values to BASELINES/NAME.per_image.csv.gz.",
+    )
     p.add_argument("run", metavar="RUN", help=run_help)
     p.add_argument("--name", default="quick", help="baseline name: letters, digits, '-', '_' (default quick)")
     _add_location_args(p)
     p.set_defaults(func=cmd_baseline_set)
 
-    p = sub.add_parser("compare", help="compare a run against a baseline; exit 1 on regression",
-                       description="Print a Markdown table of every method x metric of a run against a\n"
-                                   "baseline, with warnings when config or data differ.",
-                       epilog=_COMPARE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "compare",
+        help="compare a run against a baseline; exit 1 on regression",
+        description="Print a Markdown table of every method x metric of a run against a\n"
+        "baseline, with warnings when config or data differ.",
+        epilog=_COMPARE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("run", metavar="RUN", help=run_help)
-    p.add_argument("--baseline", default="quick", metavar="NAME",
-                   help="baseline name, record path or run id (default quick)")
-    p.add_argument("--fail-on", dest="fail_on", action="extend", nargs="+", default=None, metavar="RULE",
-                   help="tolerance rule(s), see below; without rules nothing fails "
-                        "(give RUN before --fail-on)")
+    p.add_argument(
+        "--baseline", default="quick", metavar="NAME", help="baseline name, record path or run id (default quick)"
+    )
+    p.add_argument(
+        "--fail-on",
+        dest="fail_on",
+        action="extend",
+        nargs="+",
+        default=None,
+        metavar="RULE",
+        help="tolerance rule(s), see below; without rules nothing fails (give RUN before --fail-on)",
+    )
     p.add_argument("--out", metavar="FILE.md", help="also write the Markdown report to this file")
     _add_location_args(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("history", help="one metric across all runs, per method",
-                       description="Table (and optional plot) of a metric over the runs in --runs, "
-                                   "oldest first, with 95% CIs.")
+    p = sub.add_parser(
+        "history",
+        help="one metric across all runs, per method",
+        description="Table (and optional plot) of a metric over the runs in --runs, oldest first, with 95% CIs.",
+    )
     p.add_argument("--metric", default="pooled_auc", help="metric name (default pooled_auc)")
     p.add_argument("--method", help="only this method (default: every method with the metric)")
     p.add_argument("--plot", metavar="FILE.png", help="where to draw the plot (default <runs>/history_<metric>.png)")
@@ -310,10 +378,14 @@ def add_record_commands(sub: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all commands."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description="lesionbench: lesion localization benchmark for chest X-rays")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="lesionbench: lesion localization benchmark for chest X-rays"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data = sub.add_parser("data", help="generate, inspect and prepare data").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="generate, inspect and prepare data").add_subparsers(
+        dest="data_command", required=True
+    )
     p = data.add_parser("synth", help="write built-in synthetic radiographs in the RSNA layout")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (must not exist or be empty)")
     p.add_argument("--n-pneumonia", type=int, default=600, metavar="N")
@@ -348,25 +420,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", help="checkpoint folder (default: keyed by method, data and config)")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the folder")
-    p.add_argument("--classifier-weights", metavar="FILE", help="classifier weights (.safetensors or state dict): skip its training")
+    p.add_argument(
+        "--classifier-weights",
+        metavar="FILE",
+        help="classifier weights (.safetensors or state dict): skip its training",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="train and evaluate methods, write the report")
-    p.add_argument("--methods", default="all",
-                   help="'all' (every method and the reference maps) or comma-separated names")
-    p.add_argument("--no-references", action="store_true",
-                   help="do not add the reference maps (chance, image, edges, prior, oracle) to the run")
+    p.add_argument(
+        "--methods", default="all", help="'all' (every method and the reference maps) or comma-separated names"
+    )
+    p.add_argument(
+        "--no-references",
+        action="store_true",
+        help="do not add the reference maps (chance, image, edges, prior, oracle) to the run",
+    )
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", default="results/runs", help="runs folder (default results/runs)")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="train each method N times (seeds seed..seed+N-1)")
-    p.add_argument("--classifier-weights", metavar="FILE", help="evaluator weights (.safetensors or state dict): skip its training")
+    p.add_argument(
+        "--classifier-weights", metavar="FILE", help="evaluator weights (.safetensors or state dict): skip its training"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("score", help="score lesion maps of an external method")
     p.add_argument("--maps", required=True, metavar="FILE.npz", help="one float array per patientId, any resolution")
     _add_config_args(p)
     p.add_argument("--name", default="external", help="method name in the table")
-    p.add_argument("--split", choices=["test", "tune", "all"], default="test", help="images scored (default: test split)")
+    p.add_argument(
+        "--split", choices=["test", "tune", "all"], default="test", help="images scored (default: test split)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_score)
 

@@ -4,17 +4,19 @@ A configuration is resolved once (preset, then TOML file, then ``--set`` items, 
 and saved with every checkpoint and run record, so a result can always be traced to the
 exact settings that produced it.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from bench.errors import ConfigError
 
@@ -112,8 +114,11 @@ def _smoke() -> Config:
 
 
 def _quick() -> Config:
-    return Config(preset="quick", train=TrainConfig(iterations=1000, batch_size=4, checkpoint_every=250),
-                  classifier=ClassifierConfig(iterations=300, eval_every=100))
+    return Config(
+        preset="quick",
+        train=TrainConfig(iterations=1000, batch_size=4, checkpoint_every=250),
+        classifier=ClassifierConfig(iterations=300, eval_every=100),
+    )
 
 
 def _standard() -> Config:

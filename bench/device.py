@@ -1,4 +1,5 @@
 """Device selection: CUDA when present, CPU otherwise."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ A run is distributed when the ``WORLD_SIZE`` environment variable (set by torchr
 The backend is NCCL on CUDA and gloo on CPU. Outside a process group every helper degrades to the
 single-process answer, so code calling them needs no special case.
 """
+
 from __future__ import annotations
 
 import os

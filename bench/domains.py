@@ -5,6 +5,7 @@ everywhere (dataset ``domain`` values, translation targets, classifier labels). 
 'Lung Opacity' class is the Pneumonia domain, 'Normal' the Healthy one; 'No Lung Opacity /
 Not Normal' is left out or counted as Healthy (``data.include_not_normal``).
 """
+
 from __future__ import annotations
 
 HEALTHY = 0

@@ -1,4 +1,5 @@
 """User-facing errors: one clear line, no library traceback."""
+
 from __future__ import annotations
 
 

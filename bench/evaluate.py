@@ -7,6 +7,7 @@ the rasterized boxes and, on synthetic data, against the pixel-exact masks; a me
 gets the model-randomization check. Every figure comes with its per-image values so runs can be
 compared image by image. Metrics' summaries become :class:`bench.figure.Figure` here and only here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -61,8 +62,9 @@ class Outputs:
 
 
 @torch.no_grad()
-def collect_outputs(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConfig,
-                    progress: bool = True) -> Outputs:
+def collect_outputs(
+    method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConfig, progress: bool = True
+) -> Outputs:
     """Run the method over a split in batches: maps, and for translators change rates and judge scores."""
     n, size = len(ds), ds.size
     maps = np.zeros((n, size, size), np.float32)
@@ -71,7 +73,9 @@ def collect_outputs(method: Method, ds: RSNADataset, judge: Judge | None, cfg: E
     tolerances = (0, *cfg.tolerances)
     change = {t: np.zeros(n) for t in tolerances} if method.translates else {}
     p_trans = np.zeros(n) if method.translates and judge is not None else None
-    for start in tqdm(range(0, n, cfg.batch_size), desc=f"evaluating {method.name}", unit="batch", disable=not progress):
+    for start in tqdm(
+        range(0, n, cfg.batch_size), desc=f"evaluating {method.name}", unit="batch", disable=not progress
+    ):
         idx = np.arange(start, min(n, start + cfg.batch_size))
         batch = ds.batch(idx)
         x = batch["image"].to(method.device)
@@ -104,8 +108,9 @@ def _mean_figure(name: str, values: np.ndarray, cfg: EvalConfig) -> tuple[Figure
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return Figure.of(name, None, None, 0), None
-    stats = metrics.bootstrap_stats(np.where(np.isfinite(values), values, np.nan),
-                                    n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
+    stats = metrics.bootstrap_stats(
+        np.where(np.isfinite(values), values, np.nan), n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed
+    )
     return Figure.of(name, float(finite.mean()), metrics.seed_mean_ci([stats]), int(finite.size)), stats
 
 
@@ -147,8 +152,12 @@ def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> N
     ids = [pid for pid, s in zip(out.patient_ids, pneu) if s]
     for prefix, truth in truths.items():
         loc = metrics.localization_metrics(
-            out.maps[pneu], truth[pneu], healthy_maps=out.maps[healthy] if healthy.any() else None,
-            n_resamples=cfg.n_bootstrap, seed=cfg.bootstrap_seed)
+            out.maps[pneu],
+            truth[pneu],
+            healthy_maps=out.maps[healthy] if healthy.any() else None,
+            n_resamples=cfg.n_bootstrap,
+            seed=cfg.bootstrap_seed,
+        )
         for name, s in loc["summary"].items():
             result.figures[prefix + name] = Figure.from_summary(prefix + name, s)
             if name in loc["bootstrap"]:
@@ -179,14 +188,20 @@ def randomization_figure(method: Method, ds: RSNADataset, out: Outputs, cfg: Eva
     rho = np.full(len(out.domains), np.nan)
     rows = np.flatnonzero(pneu)
     for start in range(0, rows.size, cfg.batch_size):
-        idx = rows[start:start + cfg.batch_size]
+        idx = rows[start : start + cfg.batch_size]
         random_maps = resize_maps(random.lesion_map(ds.batch(idx)), ds.size)
         rho[idx] = metrics.spearman_per_image(out.maps[idx], random_maps)
     _add(result, "randomization_rho", rho, pneu, out, cfg)
 
 
-def evaluate(method: Method, ds: RSNADataset, judge: Judge | None, cfg: EvalConfig,
-             example_ids: list[str] | None = None, progress: bool = True) -> MethodEval:
+def evaluate(
+    method: Method,
+    ds: RSNADataset,
+    judge: Judge | None,
+    cfg: EvalConfig,
+    example_ids: list[str] | None = None,
+    progress: bool = True,
+) -> MethodEval:
     """All SPEC 3 figures of one method on one split, with per-image values."""
     out = collect_outputs(method, ds, judge, cfg, progress)
     result = MethodEval()

@@ -5,6 +5,7 @@ table group); its direction and group come from :func:`figure_kind`, the table o
 directions, never from the code that computed it. :class:`RocCurve` and :class:`Example` are
 what the report draws: built once from the evaluations, so the report recomputes nothing.
 """
+
 from __future__ import annotations
 
 import re
@@ -70,8 +71,7 @@ class Figure:
     def as_dict(self) -> dict[str, Any]:
         """JSON form used in run records (NaN becomes None)."""
         ci = None if self.ci is None else [_finite(self.ci[0]), _finite(self.ci[1])]
-        return {"value": _finite(self.value), "ci": ci, "n": self.n, "direction": self.direction,
-                "group": self.group}
+        return {"value": _finite(self.value), "ci": ci, "n": self.n, "direction": self.direction, "group": self.group}
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ classifier's store key and training checkpoints (:func:`bench.classifier.train.c
 the evaluator's in-process memo and the GAN trainer's resume check. Two artefacts with the same
 identity are interchangeable; anything that changes the trained weights changes the identity.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,16 @@ def classifier_settings(cfg: Config) -> dict[str, Any]:
     return {**to_dict(cfg.classifier), "seed": cfg.train.seed, "bf16": cfg.train.bf16}
 
 
-def artifact_identity(name: str, cfg: Config, data_hash: str, params: dict[str, Any] | None = None, *,
-                      classifier: bool = False, model: bool = True, schedule: bool = True) -> str:
+def artifact_identity(
+    name: str,
+    cfg: Config,
+    data_hash: str,
+    params: dict[str, Any] | None = None,
+    *,
+    classifier: bool = False,
+    model: bool = True,
+    schedule: bool = True,
+) -> str:
     """Hash of artefact ``name`` with its effective ``params`` trained on data ``data_hash``.
 
     Data settings always enter; ``model`` adds ``cfg.model`` (network sizes), ``schedule`` the train

@@ -1,4 +1,5 @@
 """Markdown tables and the number formats of every table the suite prints (reports, compare, history)."""
+
 from __future__ import annotations
 
 import math

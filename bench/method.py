@@ -4,6 +4,7 @@ A method is trained on a :class:`TrainContext`, may translate images to a target
 (GAN methods), and produces a lesion map (higher = more likely lesion). The engine only ever
 talks to methods through this class, never through their names.
 """
+
 from __future__ import annotations
 
 import abc

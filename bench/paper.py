@@ -3,6 +3,7 @@
 They are printed beside a run's figures only when the run used real RSNA data, and always
 labelled as the paper's. Keys are registry names; a method the paper did not evaluate is absent.
 """
+
 from __future__ import annotations
 
 ACCURACY = {  # % of translated images classified Healthy: P->H, H->H, P+H->H

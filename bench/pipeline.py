@@ -4,6 +4,7 @@ A run folder is assembled under a hidden temporary name and renamed into place w
 so ``results/runs`` never holds a half-written run. A method that fails is recorded as failed
 (with its traceback in ``errors.log``) and the others carry on.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,8 @@ from bench.data import PreparedData, open_data
 from bench.errors import BenchError, first_line
 from bench.evaluate import evaluate, pick_examples, untranslated_accuracy
 from bench.figure import Example, RocCurve
-from bench.registry import get_method_class, list_methods
 from bench.records.build import MethodRun, build_record, per_image_frame
+from bench.registry import get_method_class, list_methods
 from bench.report import title, write_report
 from bench.runner import checkpoints_root, train_method
 from bench.validate import check_method_list
@@ -105,8 +106,17 @@ def _seed_config(cfg: Config, seed: int) -> Config:
     return out
 
 
-def _run_method(name: str, cfg: Config, seeds: list[int], data: PreparedData, judge: Any,
-                examples: list[str], watch: Stopwatch, log: list[str], progress: bool) -> MethodRun:
+def _run_method(
+    name: str,
+    cfg: Config,
+    seeds: list[int],
+    data: PreparedData,
+    judge: Any,
+    examples: list[str],
+    watch: Stopwatch,
+    log: list[str],
+    progress: bool,
+) -> MethodRun:
     run = MethodRun(name, reference=get_method_class(name).reference)
     try:
         for seed in seeds:
@@ -140,14 +150,27 @@ def qualitative_examples(runs: list[MethodRun], data: PreparedData, ids: list[st
         return []
     batch = data.test.batch([position[p] for p in ids])
     shown = [r for r in runs if r.error is None and r.evals]
-    return [Example(pid, int(batch["domain"][r]) == 1, batch["image"][r, 0].numpy(),
-                    batch["boxes"][r, : int(batch["n_boxes"][r])].numpy(),
-                    {run.name: run.evals[0].examples[pid] for run in shown if pid in run.evals[0].examples})
-            for r, pid in enumerate(ids)]
+    return [
+        Example(
+            pid,
+            int(batch["domain"][r]) == 1,
+            batch["image"][r, 0].numpy(),
+            batch["boxes"][r, : int(batch["n_boxes"][r])].numpy(),
+            {run.name: run.evals[0].examples[pid] for run in shown if pid in run.evals[0].examples},
+        )
+        for r, pid in enumerate(ids)
+    ]
 
 
-def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Path = Path("results/runs"),
-                  progress: bool = True, repo: Path | None = None, references: bool = True) -> RunResult:
+def run_benchmark(
+    method_spec: str,
+    cfg: Config,
+    n_seeds: int = 1,
+    runs_root: Path = Path("results/runs"),
+    progress: bool = True,
+    repo: Path | None = None,
+    references: bool = True,
+) -> RunResult:
     """Train (or reuse) and evaluate methods (plus the reference maps the data allows, unless
     ``references`` is false), then write record, per-image values, report and figures."""
     from bench.classifier import get_evaluator
@@ -176,8 +199,9 @@ def run_benchmark(method_spec: str, cfg: Config, n_seeds: int = 1, runs_root: Pa
     reserved = rundir.reserve(runs_root, commit, dirty, started)
     run_dir, tmp = reserved.final, reserved.tmp
     try:
-        record = build_record(run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs,
-                              watch.times)
+        record = build_record(
+            run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs, watch.times
+        )
         records.write_per_image(tmp, per_image_frame(runs, seeds, data))
         with watch.stage("report"):
             write_report(tmp, record, roc_curves(runs, record), qualitative_examples(runs, data, examples))

@@ -3,6 +3,7 @@
 Output folders must be writable, the split must hold every domain the work needs, and the cache
 must fit on its disk. Each failure is one :class:`BenchError` line (exit code 2 from the CLI).
 """
+
 from __future__ import annotations
 
 import os
@@ -78,12 +79,16 @@ def dropped_in(data: Any, cfg: Any, split: str, domain: int) -> list[str]:
     the reason) and missing files."""
     from bench.data.rsna import split_patients
 
-    members = {p.patient_id for p in split_patients(data.labels.patients, cfg.val_fraction, cfg.split_seed,
-                                                    cfg.tune_fraction)[split] if p.domain == domain}
+    members = {
+        p.patient_id
+        for p in split_patients(data.labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)[split]
+        if p.domain == domain
+    }
     ids_by_row = {row: p.patient_id for p in data.labels.patients for row in p.rows}
     skipped = [str(p) for p in data.cache.problems if _patient_of(p, ids_by_row) in members]
-    missing = [f"{data.labels.layout.images / pid}.dcm: image file is missing"
-               for pid in data.cache.missing if pid in members]
+    missing = [
+        f"{data.labels.layout.images / pid}.dcm: image file is missing" for pid in data.cache.missing if pid in members
+    ]
     return skipped + missing
 
 

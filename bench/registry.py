@@ -5,6 +5,7 @@ once); third-party packages expose methods through the entry-point group
 ``lesionbench.methods`` (an entry point may name a Method subclass or a module that registers
 on import).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,8 @@ import importlib
 import importlib.metadata
 import pkgutil
 import warnings
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 

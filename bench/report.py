@@ -3,6 +3,7 @@
 Every number printed comes from the run's record (built from this run's evaluation); the
 paper's figures appear only for real RSNA data and are labelled as the paper's.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,9 +20,16 @@ from bench.registry import get_method_class
 from bench.report_data import data_problems_section
 
 LOCALIZATION_COLUMNS = [
-    ("pooled_auc", "pooled AUC"), ("pooled_ap", "pooled AP"), ("pixel_auc", "per-image AUC"),
-    ("ap", "per-image AP"), ("detection_auc", "detection AUC"), ("hit_rate", "hit rate"), ("miou", "mIoU"),
-    ("dice", "Dice"), ("energy", "energy in boxes"), ("randomization_rho", "randomization ρ"),
+    ("pooled_auc", "pooled AUC"),
+    ("pooled_ap", "pooled AP"),
+    ("pixel_auc", "per-image AUC"),
+    ("ap", "per-image AP"),
+    ("detection_auc", "detection AUC"),
+    ("hit_rate", "hit rate"),
+    ("miou", "mIoU"),
+    ("dice", "Dice"),
+    ("energy", "energy in boxes"),
+    ("randomization_rho", "randomization ρ"),
 ]
 UNPREFIXED = {"randomization_rho"}
 """Columns that do not depend on the ground truth: shown once, in the table against the boxes."""
@@ -29,18 +37,26 @@ UNPREFIXED = {"randomization_rho"}
 ORACLE = "ref_oracle"
 """The reference that sees the lesion-free twin: a ceiling, not a baseline to beat."""
 
-ARUN_AUPRC = ("Published figures, not ours: Arun et al. (Radiology: AI 2021) report a pixel-level AUPRC against "
-              "the RSNA boxes of 0.16-0.52 for saliency methods and 0.60 for a supervised RetinaNet; compare them "
-              "with the pooled AP column.")
-HIT_RATE_NOTE = ("Hit rate: the map's maximal pixel lies inside a box; where several pixels tie for the maximum it "
-                 "counts the expected hit under uniform tie-breaking (the share of the tied maximal pixels inside "
-                 "the truth), so a constant map scores the box area fraction.")
-REFERENCE_INTRO = ("Reference maps, computed like any method (a method's score means something only above the best "
-                   "non-oracle reference):")
-RANDOMIZATION_NOTE = ("Randomization ρ (Adebayo et al. 2018): mean per-image Spearman correlation between the trained "
-                      "method's maps and the maps of the same method with fresh random weights; near 1 means the map "
-                      "does not depend on what was learned; lower is better; reference maps learn nothing and have "
-                      "none.")
+ARUN_AUPRC = (
+    "Published figures, not ours: Arun et al. (Radiology: AI 2021) report a pixel-level AUPRC against "
+    "the RSNA boxes of 0.16-0.52 for saliency methods and 0.60 for a supervised RetinaNet; compare them "
+    "with the pooled AP column."
+)
+HIT_RATE_NOTE = (
+    "Hit rate: the map's maximal pixel lies inside a box; where several pixels tie for the maximum it "
+    "counts the expected hit under uniform tie-breaking (the share of the tied maximal pixels inside "
+    "the truth), so a constant map scores the box area fraction."
+)
+REFERENCE_INTRO = (
+    "Reference maps, computed like any method (a method's score means something only above the best "
+    "non-oracle reference):"
+)
+RANDOMIZATION_NOTE = (
+    "Randomization ρ (Adebayo et al. 2018): mean per-image Spearman correlation between the trained "
+    "method's maps and the maps of the same method with fresh random weights; near 1 means the map "
+    "does not depend on what was learned; lower is better; reference maps learn nothing and have "
+    "none."
+)
 
 
 def title(name: str) -> str:
@@ -53,8 +69,11 @@ def title(name: str) -> str:
 
 def _ok(record: dict[str, Any], references: bool = False) -> dict[str, dict[str, Any]]:
     """Metrics of the methods that succeeded: the methods, or with ``references`` the reference maps."""
-    return {n: m["metrics"] for n, m in record["methods"].items()
-            if m["status"] == "ok" and bool(m.get("reference", False)) == references}
+    return {
+        n: m["metrics"]
+        for n, m in record["methods"].items()
+        if m["status"] == "ok" and bool(m.get("reference", False)) == references
+    }
 
 
 def _translators(record: dict[str, Any]) -> list[str]:
@@ -68,8 +87,12 @@ def translation_table(record: dict[str, Any], prefix: str, scale: float, digits:
         return "_No translation method in this run._"
     ok = _ok(record)
     reference = record.get("evaluator", {}).get("untranslated", {}) if prefix.startswith("accuracy") else {}
-    rows = [[label] + ([fmt(reference.get(f"{prefix}_{key}"), scale, digits)] if reference else [])
-            + [fmt(ok[n].get(f"{prefix}_{key}"), scale, digits) for n in names] for key, label in GROUPS.items()]
+    rows = [
+        [label]
+        + ([fmt(reference.get(f"{prefix}_{key}"), scale, digits)] if reference else [])
+        + [fmt(ok[n].get(f"{prefix}_{key}"), scale, digits) for n in names]
+        for key, label in GROUPS.items()
+    ]
     header = [""] + (["real images, not translated"] if reference else []) + [title(n) for n in names]
     return _table(header, rows)
 
@@ -77,7 +100,9 @@ def translation_table(record: dict[str, Any], prefix: str, scale: float, digits:
 def paper_table(values: dict[str, tuple[float, ...]], digits: int) -> str:
     """The paper's own figures in the same layout, labelled as the paper's."""
     names = list(values)
-    rows = [[f"{label} (paper)"] + [f"{values[n][i]:.{digits}f}" for n in names] for i, label in enumerate(GROUPS.values())]
+    rows = [
+        [f"{label} (paper)"] + [f"{values[n][i]:.{digits}f}" for n in names] for i, label in enumerate(GROUPS.values())
+    ]
     return _table([""] + [title(n) for n in names], rows)
 
 
@@ -88,8 +113,11 @@ def _cell(metrics: dict[str, Any], prefix: str, key: str) -> str:
 def localization_table(record: dict[str, Any], prefix: str = "", references: bool = False) -> str:
     """One row per method (or per reference map): the SPEC 3.3 figures with their CIs."""
     columns = [(key, label) for key, label in LOCALIZATION_COLUMNS if not (prefix and key in UNPREFIXED)]
-    rows = [[title(name)] + [_cell(m, prefix, key) for key, _ in columns]
-            for name, m in _ok(record, references).items() if f"{prefix}pooled_auc" in m]
+    rows = [
+        [title(name)] + [_cell(m, prefix, key) for key, _ in columns]
+        for name, m in _ok(record, references).items()
+        if f"{prefix}pooled_auc" in m
+    ]
     if not rows:
         return "_No reference maps in this run._" if references else "_No localization figures._"
     return _table(["reference map" if references else "method"] + [label for _, label in columns], rows)
@@ -116,8 +144,9 @@ def beats_references(record: dict[str, Any], prefix: str = "") -> str | None:
     ceiling = max(hi for _, hi in refs.values())
     best = max(refs, key=lambda n: _ok(record, references=True)[n][key]["value"])
     winners = [title(n) for n, m in _ok(record).items() if (b := _bounds(m.get(key))) is not None and b[0] > ceiling]
-    best_text = (f"The best non-oracle reference is {title(best)}, pooled AUC "
-                 f"{fmt(_ok(record, references=True)[best][key])}.")
+    best_text = (
+        f"The best non-oracle reference is {title(best)}, pooled AUC {fmt(_ok(record, references=True)[best][key])}."
+    )
     rule = "(pooled-AUC CI lower bound above every non-oracle reference's CI upper bound)"
     if winners:
         return f"Methods that beat every non-oracle reference {rule}: {', '.join(winners)}. {best_text}"
@@ -133,14 +162,21 @@ def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
     if not fig or fig.get("value") is None:
         return None
     truth = "exact masks" if prefix == "mask_" else "boxes"
-    text = (f"The oracle reference, which sees each image's lesion-free twin (the map |x - twin|), scores a pooled "
-            f"AUC of {fmt(fig)}: what a perfect lesion map scores against the {truth}.")
-    above = [n for n, m in ok.items() if n != ORACLE
-             and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]]
+    text = (
+        f"The oracle reference, which sees each image's lesion-free twin (the map |x - twin|), scores a pooled "
+        f"AUC of {fmt(fig)}: what a perfect lesion map scores against the {truth}."
+    )
+    above = [
+        n
+        for n, m in ok.items()
+        if n != ORACLE and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]
+    ]
     if above:
-        text += (f" {', '.join(title(n) for n in above)} scores above it: against the {truth}, knowing where lesions "
-                 "usually are beats seeing the lesion, so a method's score here says more about location than about "
-                 "lesion evidence" + ("; the exact masks below are the sharper test." if not prefix else "."))
+        text += (
+            f" {', '.join(title(n) for n in above)} scores above it: against the {truth}, knowing where lesions "
+            "usually are beats seeing the lesion, so a method's score here says more about location than about "
+            "lesion evidence" + ("; the exact masks below are the sharper test." if not prefix else ".")
+        )
     return text
 
 
@@ -165,16 +201,23 @@ def roc_figure(curves: Sequence[RocCurve], out: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.2, 5))
     methods = [c for c in curves if not c.reference]
     refs = [c for c in curves if c.reference]
-    palettes = (sns.color_palette("tab10", n_colors=max(3, len(methods))),
-                sns.color_palette("dark", n_colors=max(3, len(refs))))
+    palettes = (
+        sns.color_palette("tab10", n_colors=max(3, len(methods))),
+        sns.color_palette("dark", n_colors=max(3, len(refs))),
+    )
     for group, palette, style in ((methods, palettes[0], "-"), (refs, palettes[1], "--")):
         for color, c in zip(palette, group):
             auc = "—" if c.auc is None else f"{c.auc:.3f}"
             label = f"{c.title}{' (reference)' if c.reference else ''} (AUC {auc})"
             ax.plot(c.fpr, c.tpr, color=color, lw=1.6 if style == "-" else 1.1, ls=style, label=label)
     ax.plot([0, 1], [0, 1], ls=":", color="grey", lw=1, label="chance")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="false positive rate (pixels outside boxes)",
-           ylabel="true positive rate (pixels inside boxes)", title="Pooled pixel ROC, Pneumonia test images")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="false positive rate (pixels outside boxes)",
+        ylabel="true positive rate (pixels inside boxes)",
+        title="Pooled pixel ROC, Pneumonia test images",
+    )
     ax.legend(loc="lower right", fontsize=6)
     _save(fig, out)
 
@@ -256,8 +299,11 @@ def render(record: dict[str, Any]) -> str:
         f"Data: {'real RSNA' if real else 'built-in synthetic radiographs'} at {cfg['data']['size']} px; "
         f"test split {data['n_test']['pneumonia']} Pneumonia + {data['n_test']['healthy']} Healthy images "
         f"(train {data['n_train']}, tune {data['n_tune']}; the tune split alone chooses thresholds and early "
-        f"stopping; every figure is on test). Preset `{cfg['preset']}`. Figures are value [95% bootstrap CI over images, "
-        f"{cfg['eval']['n_bootstrap']} resamples]" + (", ± standard deviation across seeds" if len(record["seeds"]) > 1 else "") + ".",
+        f"stopping; every figure is on test). Preset `{cfg['preset']}`. "
+        "Figures are value [95% bootstrap CI over images, "
+        f"{cfg['eval']['n_bootstrap']} resamples]"
+        + (", ± standard deviation across seeds" if len(record["seeds"]) > 1 else "")
+        + ".",
         evaluator_line(ev),
         "## Table 1: accuracy after translation to Healthy (%)",
         "Share of translated test images that the evaluator classifies as Healthy at the Youden threshold "
@@ -275,15 +321,20 @@ def render(record: dict[str, Any]) -> str:
         translation_table(record, "change_rate", 1, 4),
     ]
     for t in tol:
-        parts += [f"With a tolerance of {t} grey levels (|Δ| > {t}):", translation_table(record, f"change_rate_tol{t}", 1, 4)]
+        parts += [
+            f"With a tolerance of {t} grey levels (|Δ| > {t}):",
+            translation_table(record, f"change_rate_tol{t}", 1, 4),
+        ]
     if real:
         parts += ["The paper's figures:", paper_table(paper.CHANGE_RATE, 4)]
     parts += [
         "## Table 3: localization (Pneumonia test images, ground-truth boxes)",
-        ("Maps normalized per image to [0, 1]; positives are pixels inside the union of the boxes. Pooled AUC and "
-         "pooled AP (average precision, the area under the precision-recall curve) over all pixels of all images; "
-         "per-image AUC and AP averaged over images. Detection AUC: map maximum, Pneumonia vs Healthy. mIoU/Dice at "
-         "Otsu's threshold. Energy: share of the map's mass inside the boxes."),
+        (
+            "Maps normalized per image to [0, 1]; positives are pixels inside the union of the boxes. Pooled AUC and "
+            "pooled AP (average precision, the area under the precision-recall curve) over all pixels of all images; "
+            "per-image AUC and AP averaged over images. Detection AUC: map maximum, Pneumonia vs Healthy. mIoU/Dice at "
+            "Otsu's threshold. Energy: share of the map's mass inside the boxes."
+        ),
         HIT_RATE_NOTE,
         RANDOMIZATION_NOTE,
         *localization_section(record),
@@ -291,8 +342,10 @@ def render(record: dict[str, Any]) -> str:
     if any(k.startswith("mask_") for m in _ok(record).values() for k in m):
         parts += ["Against the pixel-exact lesion masks of the synthetic data:", *localization_section(record, "mask_")]
     if real:
-        parts += [ARUN_AUPRC] + [f"The paper reports a localization AUC of {auc} for {title(name)}."
-                                 for name, auc in paper.LOCALIZATION_AUC.items()]
+        parts += [ARUN_AUPRC] + [
+            f"The paper reports a localization AUC of {auc} for {title(name)}."
+            for name, auc in paper.LOCALIZATION_AUC.items()
+        ]
     parts += ["## ROC", "![pooled pixel ROC](roc.png)", "## Lesion maps", "![qualitative](qualitative.png)"]
     failed = {n: m["error"] for n, m in record["methods"].items() if m["status"] != "ok"}
     if failed:
@@ -302,8 +355,9 @@ def render(record: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_report(run_dir: Path, record: dict[str, Any], curves: Sequence[RocCurve],
-                 examples: Sequence[Example]) -> None:
+def write_report(
+    run_dir: Path, record: dict[str, Any], curves: Sequence[RocCurve], examples: Sequence[Example]
+) -> None:
     """Write roc.png, qualitative.png and report.md into ``run_dir``."""
     roc_figure(curves, run_dir / "roc.png")
     qualitative_figure(examples, run_dir / "qualitative.png")

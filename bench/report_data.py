@@ -3,6 +3,7 @@
 A run on data with skipped rows or missing images still reports its figures; the report says how
 many images were left out and names the first of them with the reason.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,8 +31,9 @@ def data_problems_section(record: dict[str, Any]) -> str:
     skipped, missing = int(data.get("skipped", 0) or 0), int(data.get("missing", 0) or 0)
     if not skipped and not missing:
         return ""
-    summary = (f"{skipped} item(s) skipped and {missing} image(s) missing; they are left out of every split "
-               "and every figure.")
+    summary = (
+        f"{skipped} item(s) skipped and {missing} image(s) missing; they are left out of every split and every figure."
+    )
     parts = ["## Data problems", summary]
     listed = data.get("problems", [])[:SHOWN]
     if listed:

@@ -7,6 +7,7 @@ and lets go. The finished folder is renamed to ``NNNN_<tag>_<stamp>`` under the 
 ever reads the folder half-way through another's rename. A temporary folder whose process is no
 longer alive on this machine is removed by the next run, with one line on stderr.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,8 +96,11 @@ def clean_stale(runs_root: Path, report: bool = True) -> list[Path]:
         pid, owner_host = _owner(tmp, m.group("pid"))
         if pid is None or (owner_host is not None and owner_host != host):
             if report:
-                print(f"note: {tmp} is the temporary folder of an unfinished run of unknown state; "
-                      "remove it if no run is in progress", file=sys.stderr)
+                print(
+                    f"note: {tmp} is the temporary folder of an unfinished run of unknown state; "
+                    "remove it if no run is in progress",
+                    file=sys.stderr,
+                )
             continue
         if pid == os.getpid() or _alive(pid):
             continue
@@ -110,7 +114,7 @@ def clean_stale(runs_root: Path, report: bool = True) -> list[Path]:
 def run_name(number: int, commit: str | None, dirty: bool, now: datetime) -> str:
     """``NNNN_<commit7|nogit>[-dirty]_<YYYYmmddTHHMMSSZ>``."""
     tag = (commit[:7] if commit else "nogit") + ("-dirty" if dirty else "")
-    stamp = (now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc))
+    stamp = now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)
     return f"{number:04d}_{tag}_{stamp.strftime('%Y%m%dT%H%M%SZ')}"
 
 

@@ -1,4 +1,5 @@
 """Training orchestration shared by ``train`` and ``run``: checkpoints keyed by method, data and config."""
+
 from __future__ import annotations
 
 import os
@@ -50,14 +51,17 @@ def load_trained(name: str, cfg: Config, out_dir: Path, data_hash: str) -> Metho
         raise BenchError(f"{path}: holds method {saved.get('method')!r}, not {name!r}")
     theirs = training_key(name, from_dict(saved["config"]), saved.get("data_hash", ""))
     if theirs != training_key(name, cfg, data_hash):
-        raise BenchError(f"{path}: was trained with other settings or data; choose another --out or train without --resume")
+        raise BenchError(
+            f"{path}: was trained with other settings or data; choose another --out or train without --resume"
+        )
     method = create_method(name, cfg)
     method.load_state_dict(saved["state"])
     return method
 
 
-def train_method(name: str, cfg: Config, data: PreparedData, out_dir: Path | None = None,
-                 resume: bool = True, progress: bool = True) -> tuple[Method, Path]:
+def train_method(
+    name: str, cfg: Config, data: PreparedData, out_dir: Path | None = None, resume: bool = True, progress: bool = True
+) -> tuple[Method, Path]:
     """Train ``name`` (or reuse its finished checkpoint) and return it with its folder."""
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, cfg, data)
     if resume:
@@ -68,10 +72,13 @@ def train_method(name: str, cfg: Config, data: PreparedData, out_dir: Path | Non
     out_dir.mkdir(parents=True, exist_ok=True)
     method.fit(TrainContext(train=data.train, tune=data.tune, out_dir=out_dir, resume=resume, progress=progress))
     if _is_main():
-        save_checkpoint(out_dir / FINAL, {
-            "method": name,
-            "config": to_dict(cfg),
-            "data_hash": data.manifest_hash,
-            "state": method.state_dict(),
-        })
+        save_checkpoint(
+            out_dir / FINAL,
+            {
+                "method": name,
+                "config": to_dict(cfg),
+                "data_hash": data.manifest_hash,
+                "state": method.state_dict(),
+            },
+        )
     return method, out_dir

@@ -4,6 +4,7 @@ The maps file is an ``.npz`` with one 2-D float array per patientId, at any reso
 map is resized bilinearly to the working size of the ground truth and scored with the same
 localization metrics as built-in methods, on the Pneumonia images of the chosen split.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -52,7 +53,8 @@ def load_maps(path: Path) -> dict[str, np.ndarray]:
 def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, split: str = "test") -> dict[str, Any]:
     """Localization figures of external maps against the data's boxes (and exact masks)."""
     ds: RSNADataset = {"test": data.test, "tune": data.tune}.get(split) or RSNADataset(
-        data.cache, np.arange(len(data.cache.patient_ids)))
+        data.cache, np.arange(len(data.cache.patient_ids))
+    )
     position = {pid: i for i, pid in enumerate(ds.patient_ids)}
     known = [pid for pid in maps if pid in position]
     unknown = sorted(set(maps) - set(known))
@@ -88,6 +90,12 @@ def summary_json(name: str, scored: dict[str, Any]) -> dict[str, Any]:
     for key in ("pooled_auc", "pooled_ap", "pixel_auc", "ap", "hit_rate", "miou", "dice", "energy", "detection_auc"):
         if key in figs:
             out[{"pixel_auc": "per_image_auc", "ap": "per_image_ap"}.get(key, key)] = figs[key].value
-    out.update({"n_images": scored["n_images"], "missing": scored["missing"], "ignored": len(scored["ignored"]),
-                "figures": {k: f.as_dict() for k, f in figs.items()}})
+    out.update(
+        {
+            "n_images": scored["n_images"],
+            "missing": scored["missing"],
+            "ignored": len(scored["ignored"]),
+            "figures": {k: f.as_dict() for k, f in figs.items()},
+        }
+    )
     return out

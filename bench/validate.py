@@ -4,6 +4,7 @@ Types are checked when a value is set (``bench.config._coerce``); this module ch
 value is in the range the engine can use, and that every method named under ``method.`` exists.
 Each failure is one :class:`ConfigError` line naming the key, the value and the allowed range.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -14,8 +15,8 @@ from typing import Any
 from bench.config import Config, resolve_params
 from bench.errors import ConfigError
 
-# Every network downsamples by powers of two: the GAN generators twice (4), VA-GAN's map generator three
-# times and its critic four times (16); DenseNet-121 reduces 32 px to 1 px. A multiple of 16, at least 16.
+# Every built-in network downsamples by powers of two: the image-to-image generators twice (4), the U-Net map
+# generator three times and its critic four times (16); DenseNet-121 reduces 32 px to 1 px. A multiple of 16.
 SIZE_MULTIPLE = 16
 MIN_SIZE = 16
 MIN_SYNTH_SIZE = 32  # the synthetic generator's smallest radiograph
@@ -74,8 +75,9 @@ RULES: dict[str, Rule] = {
     "classifier.patience": at_least(1),
     "eval.n_bootstrap": at_least(1),
     "eval.bootstrap_seed": at_least(0),
-    "eval.tolerances": Rule(lambda v: len(v) > 0 and all(0 <= t <= 255 for t in v),
-                            "one or more integers from 0 to 255"),
+    "eval.tolerances": Rule(
+        lambda v: len(v) > 0 and all(0 <= t <= 255 for t in v), "one or more integers from 0 to 255"
+    ),
     "eval.batch_size": at_least(1),
     "eval.n_qualitative": at_least(1),
 }

@@ -13,6 +13,7 @@ unless LESIONBENCH_BENCH_BF16=1. On a CPU shared with other processes set
 ``OMP_WAIT_POLICY=PASSIVE`` or ``OMP_NUM_THREADS=1`` before Python starts: spinning OpenMP
 workers on busy cores made DenseNet steps ~50x slower here. No timing is asserted.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,11 +22,11 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from random_split import RandomSplit
 
+from bench.classifier import ClassifierTrainer
 from bench.config import load_config
 from bench.device import resolve_device
-from bench.classifier import ClassifierTrainer
-from random_split import RandomSplit
 
 PRESETS = ["quick", "standard"]
 VARIANTS = ["fp32", "fp32+cl", "bf16", "bf16+cl"]
@@ -59,8 +60,10 @@ def device(request: pytest.FixtureRequest) -> Iterator[torch.device]:
             print(f"\nclassifier training step on {dev} ({torch.get_num_threads()} threads)")
             print(f"{'preset':9s} {'size':>5s} {'batch':>5s} {'variant':8s} {'ms/step':>9s} {'img/s':>8s}")
             for r in ROWS:
-                print(f"{r['preset']:9s} {r['size']:5d} {r['batch']:5d} {r['variant']:8s} "
-                      f"{r['ms_per_step']:9.1f} {r['images_per_s']:8.1f}")
+                print(
+                    f"{r['preset']:9s} {r['size']:5d} {r['batch']:5d} {r['variant']:8s} "
+                    f"{r['ms_per_step']:9.1f} {r['images_per_s']:8.1f}"
+                )
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -76,7 +79,13 @@ def test_classifier_step(benchmark, device: torch.device, preset: str, variant: 
     trainer.step()  # warm-up
     benchmark.pedantic(trainer.step, rounds=ROUNDS[preset], iterations=1)
     seconds = benchmark.stats.stats.min if benchmark.stats is not None else float("nan")
-    row = {"preset": preset, "size": cfg.data.size, "batch": cfg.classifier.batch_size, "variant": variant,
-           "ms_per_step": seconds * 1e3, "images_per_s": cfg.classifier.batch_size / seconds}
+    row = {
+        "preset": preset,
+        "size": cfg.data.size,
+        "batch": cfg.classifier.batch_size,
+        "variant": variant,
+        "ms_per_step": seconds * 1e3,
+        "images_per_s": cfg.classifier.batch_size / seconds,
+    }
     benchmark.extra_info.update(row)
     ROWS.append(row)

@@ -3,6 +3,7 @@
 Both paths produce the same (B, 1, S, S) float batch in [-1, 1]; the ratio of their mean times
 is printed and stored in the benchmark's extra_info. No timed assertion: speed is a figure.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,5 +55,7 @@ def test_decoding_dicoms(benchmark, data) -> None:
     assert images.is_dir()
     ratio = RESULTS["decoded"] / RESULTS["cached"]
     benchmark.extra_info["cached_speedup"] = ratio
-    print(f"\ncached loading is {ratio:.0f}x faster than decoding 1024px JPEG DICOMs "
-          f"({4 * BATCH / RESULTS['cached']:.0f} vs {4 * BATCH / RESULTS['decoded']:.1f} images/s)")
+    print(
+        f"\ncached loading is {ratio:.0f}x faster than decoding 1024px JPEG DICOMs "
+        f"({4 * BATCH / RESULTS['cached']:.0f} vs {4 * BATCH / RESULTS['decoded']:.1f} images/s)"
+    )

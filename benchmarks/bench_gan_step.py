@@ -22,6 +22,7 @@ FlopCounterMode normally attributes FLOPs to modules through backward hooks that
 inside ``torch.autograd.grad`` (the gradient penalty raises "A leaf node was passed to
 _will_engine_execute_node"), so the counter here keeps the global total only.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,12 +32,12 @@ from contextlib import nullcontext
 
 import pytest
 import torch
+from random_split import RandomSplit
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import load_config
 from bench.gan import GANMethod, GANTrainer, Sampler
 from bench.registry import create_method
-from random_split import RandomSplit
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 PRESETS = ["quick", "standard"]
@@ -88,7 +89,9 @@ def measure_peak(device: torch.device) -> dict[str, float]:
     w = torch.randn(64, 64, 3, 3, device=device)
     conv_flops = 2 * 8 * 64 * 128 * 128 * 64 * 9
     return {
-        "fp32": max(_rate(lambda: a @ b, 2 * n**3, device), _rate(lambda: torch.conv2d(x, w, padding=1), conv_flops, device)),
+        "fp32": max(
+            _rate(lambda: a @ b, 2 * n**3, device), _rate(lambda: torch.conv2d(x, w, padding=1), conv_flops, device)
+        ),
         "bf16": _rate(lambda: a16 @ b16, 2 * n**3, device),
     }
 
@@ -107,12 +110,18 @@ def peak(request: pytest.FixtureRequest) -> Iterator[dict[str, float]]:
 def print_table(device: torch.device, values: dict[str, float]) -> None:
     """The measurements of this session, one line per configuration."""
     print("")
-    print(f"GAN training iteration on {device} ({torch.get_num_threads()} threads); "
-          f"peak fp32 {values['fp32']:.1f} GFLOP/s, bf16 {values['bf16']:.1f} GFLOP/s")
-    print(f"{'method':14s} {'preset':9s} {'prec':5s} {'ms/iter':>9s} {'GFLOP/iter':>11s} {'GFLOP/s':>9s} {'% peak':>7s}")
+    print(
+        f"GAN training iteration on {device} ({torch.get_num_threads()} threads); "
+        f"peak fp32 {values['fp32']:.1f} GFLOP/s, bf16 {values['bf16']:.1f} GFLOP/s"
+    )
+    print(
+        f"{'method':14s} {'preset':9s} {'prec':5s} {'ms/iter':>9s} {'GFLOP/iter':>11s} {'GFLOP/s':>9s} {'% peak':>7s}"
+    )
     for r in ROWS:
-        print(f"{r['method']:14s} {r['preset']:9s} {r['precision']:5s} {r['ms_per_iteration']:9.1f} "
-              f"{r['gflop_per_iteration']:11.3f} {r['gflops_per_s']:9.1f} {r['percent_of_peak']:7.1f}")
+        print(
+            f"{r['method']:14s} {r['preset']:9s} {r['precision']:5s} {r['ms_per_iteration']:9.1f} "
+            f"{r['gflop_per_iteration']:11.3f} {r['gflops_per_s']:9.1f} {r['percent_of_peak']:7.1f}"
+        )
 
 
 def build(name: str, preset: str, precision: str) -> tuple[GANMethod, GANTrainer, dict[str, torch.Tensor]]:
@@ -139,8 +148,10 @@ def cycle(trainer: GANTrainer, batch: dict[str, torch.Tensor]) -> None:
 @pytest.mark.parametrize("name", METHODS)
 def test_training_iteration(benchmark, peak: dict[str, float], name: str, preset: str, precision: str) -> None:
     if precision == "bf16" and peak["bf16"] < peak["fp32"] and not os.environ.get("LESIONBENCH_BENCH_BF16"):
-        pytest.skip(f"bf16 is emulated here (bf16 matmul {peak['bf16']:.1f} GFLOP/s < fp32 {peak['fp32']:.1f}); "
-                    "set LESIONBENCH_BENCH_BF16=1 to measure it anyway")
+        pytest.skip(
+            f"bf16 is emulated here (bf16 matmul {peak['bf16']:.1f} GFLOP/s < fp32 {peak['fp32']:.1f}); "
+            "set LESIONBENCH_BENCH_BF16=1 to measure it anyway"
+        )
     method, trainer, batch = build(name, preset, precision)
     flops = count_flops(lambda: cycle(trainer, batch)) / CYCLE  # also the warm-up
     benchmark.pedantic(cycle, args=(trainer, batch), rounds=ROUNDS[preset], iterations=1)
@@ -150,9 +161,14 @@ def test_training_iteration(benchmark, peak: dict[str, float], name: str, preset
         seconds = 1 / _rate(lambda: cycle(trainer, batch), 1e9, method.device, repeat=1) / CYCLE
     rate = flops / seconds / 1e9
     row = {
-        "method": name, "preset": preset, "precision": precision,
-        "ms_per_iteration": seconds * 1e3, "gflop_per_iteration": flops / 1e9, "gflops_per_s": rate,
-        "peak_gflops_per_s": peak[precision], "percent_of_peak": 100 * rate / peak[precision],
+        "method": name,
+        "preset": preset,
+        "precision": precision,
+        "ms_per_iteration": seconds * 1e3,
+        "gflop_per_iteration": flops / 1e9,
+        "gflops_per_s": rate,
+        "peak_gflops_per_s": peak[precision],
+        "percent_of_peak": 100 * rate / peak[precision],
     }
     benchmark.extra_info.update(row)
     ROWS.append(row)

@@ -5,6 +5,7 @@ Run with ``python -m pytest benchmarks/bench_metrics.py``. Both paths score the 
 against ``average_precision_score``. The sklearn timing and the speed ratio are stored in the
 histogram benchmark's ``extra_info`` and printed (``-s`` shows them). No timing is asserted.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """A stand-in for a dataset split made of random images, shared by the speed benchmarks."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny synthetic data sets and smoke configurations, isolated caches."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,9 @@ import pytest
 
 from bench.config import Config, load_config
 
-RSNA_DIR = Path(os.environ.get("LESIONBENCH_RSNA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rsna"))
+RSNA_DIR = Path(
+    os.environ.get("LESIONBENCH_RSNA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rsna")
+)
 
 
 @pytest.fixture(autouse=True, scope="session")

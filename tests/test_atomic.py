@@ -1,4 +1,5 @@
 """Tests of bench.atomic: files appear whole or not at all, with plain-open permissions."""
+
 from __future__ import annotations
 
 import json

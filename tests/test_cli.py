@@ -1,4 +1,5 @@
 """Command line: data commands, list, and one-line errors with non-zero exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,11 @@ def test_data_info_json_on_real_csvs(rsna_dir: Path, capsys: pytest.CaptureFixtu
     assert info["classes"] == {"Lung Opacity": 6012, "Normal": 8851, "No Lung Opacity / Not Normal": 11821}
     assert info["boxes"] == 9555
     assert info["images_found"] == 0 and info["images_missing"] == 26684 and info["unreadable"] == 0
-    assert info["split"] == {"train": {"pneumonia": 4870, "healthy": 7169}, "tune": {"pneumonia": 541, "healthy": 797},
-                             "test": {"pneumonia": 601, "healthy": 885}}
+    assert info["split"] == {
+        "train": {"pneumonia": 4870, "healthy": 7169},
+        "tune": {"pneumonia": 541, "healthy": 797},
+        "test": {"pneumonia": 601, "healthy": 885},
+    }
 
 
 def test_data_synth_info_prepare_preview(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -50,12 +54,15 @@ def test_list_json(capsys: pytest.CaptureFixture) -> None:
     assert all(r["translates"] for r in rows if r["name"] in {"stargan", "pillet", "vagan"})
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["data", "info", "--data", "/nonexistent/rsna"], "/nonexistent/rsna: data folder does not exist"),
-    (["train", "--method", "nope", "--preset", "smoke"], "unknown method 'nope'"),
-    (["train", "--method", "pillet", "--preset", "tiny"], "unknown preset 'tiny'"),
-    (["train", "--method", "pillet", "--set", "train.iters=3"], "unknown config key 'train.iters'"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["data", "info", "--data", "/nonexistent/rsna"], "/nonexistent/rsna: data folder does not exist"),
+        (["train", "--method", "nope", "--preset", "smoke"], "unknown method 'nope'"),
+        (["train", "--method", "pillet", "--preset", "tiny"], "unknown preset 'tiny'"),
+        (["train", "--method", "pillet", "--set", "train.iters=3"], "unknown config key 'train.iters'"),
+    ],
+)
 def test_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -1,4 +1,5 @@
 """Configuration: presets, TOML and --set overrides, validation, round trip, hashing."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,17 @@ def test_presets_scale_up() -> None:
 
 
 def test_set_overrides_and_types() -> None:
-    cfg = load_config("quick", sets=["train.iterations=7", "data.root=/some/where", "train.bf16=true",
-                                     "eval.tolerances=[1, 4]", "method.pillet.lambda_id=0.5", "data.root=none"])
+    cfg = load_config(
+        "quick",
+        sets=[
+            "train.iterations=7",
+            "data.root=/some/where",
+            "train.bf16=true",
+            "eval.tolerances=[1, 4]",
+            "method.pillet.lambda_id=0.5",
+            "data.root=none",
+        ],
+    )
     assert cfg.train.iterations == 7 and cfg.train.bf16 is True
     assert cfg.eval.tolerances == (1, 4)
     assert cfg.method["pillet"] == {"lambda_id": 0.5}
@@ -28,18 +38,21 @@ def test_set_overrides_and_types() -> None:
 
 def test_toml_then_set(tmp_path: Path) -> None:
     toml = tmp_path / "c.toml"
-    toml.write_text('[train]\niterations = 11\nbatch_size = 2\n[method.stargan]\nlambda_rec = 5.0\n')
+    toml.write_text("[train]\niterations = 11\nbatch_size = 2\n[method.stargan]\nlambda_rec = 5.0\n")
     cfg = load_config("smoke", toml, ["train.iterations=12"])
     assert (cfg.train.iterations, cfg.train.batch_size) == (12, 2)
     assert cfg.method["stargan"]["lambda_rec"] == 5.0
 
 
-@pytest.mark.parametrize("item,message", [
-    ("train.iteratons=3", "unknown config key 'train.iteratons'"),
-    ("train.iterations=abc", "expected an integer"),
-    ("train.bf16=maybe", "expected true or false"),
-    ("noequals", "expected key=value"),
-])
+@pytest.mark.parametrize(
+    "item,message",
+    [
+        ("train.iteratons=3", "unknown config key 'train.iteratons'"),
+        ("train.iterations=abc", "expected an integer"),
+        ("train.bf16=maybe", "expected true or false"),
+        ("noequals", "expected key=value"),
+    ],
+)
 def test_bad_overrides(item: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config("smoke", sets=[item])

@@ -1,4 +1,5 @@
 """One convention for domains and RSNA names: bench.domains, used by the reader and the generator."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The engine never names a method: every file of bench/ except the paper's reference table."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """The shared adversarial trainer: gradient penalty, sampling, schedule, checkpoints, resume, DDP."""
+
 from __future__ import annotations
 
 import os
@@ -154,7 +155,10 @@ def test_sampler_ranks_draw_distinct_samples_and_resume():
             return 20
 
         def batch(self, idx: np.ndarray) -> dict:
-            return {"image": torch.as_tensor(idx).float().view(-1, 1, 1, 1), "domain": torch.as_tensor(self.domains[idx])}
+            return {
+                "image": torch.as_tensor(idx).float().view(-1, 1, 1, 1),
+                "domain": torch.as_tensor(self.domains[idx]),
+            }
 
     ranks = [Sampler(Split(), seed=3, rank=r, world_size=2) for r in range(2)]
     a, b = (s.positions(5) for s in ranks)
@@ -230,7 +234,9 @@ def test_resume_in_process_equals_uninterrupted(name, smoke_cfg, smoke_data, tmp
     smoke_cfg.train.iterations = 12
     rest = create_method(name, smoke_cfg)
     rest.fit(_ctx(smoke_data, tmp_path / "parts", resume=True))
-    _assert_same_tensors(load_checkpoint(tmp_path / "whole" / CHECKPOINT_NAME), load_checkpoint(tmp_path / "parts" / CHECKPOINT_NAME))
+    _assert_same_tensors(
+        load_checkpoint(tmp_path / "whole" / CHECKPOINT_NAME), load_checkpoint(tmp_path / "parts" / CHECKPOINT_NAME)
+    )
 
 
 def test_resume_refuses_other_settings(smoke_cfg, smoke_data, tmp_path):
@@ -245,8 +251,12 @@ def test_resume_refuses_other_settings(smoke_cfg, smoke_data, tmp_path):
 def test_killed_run_resumes_to_the_uninterrupted_weights(synth_root, tmp_path):
     script = _script(tmp_path)
     sets = ("train.iterations=16", "train.checkpoint_every=2")
-    whole = subprocess.Popen(_train_cmd(script, "pillet", synth_root, tmp_path / "whole", False, 0, *sets), env=_env(), cwd=ROOT)
-    killed = subprocess.Popen(_train_cmd(script, "pillet", synth_root, tmp_path / "killed", False, 0.3, *sets), env=_env(), cwd=ROOT)
+    whole = subprocess.Popen(
+        _train_cmd(script, "pillet", synth_root, tmp_path / "whole", False, 0, *sets), env=_env(), cwd=ROOT
+    )
+    killed = subprocess.Popen(
+        _train_cmd(script, "pillet", synth_root, tmp_path / "killed", False, 0.3, *sets), env=_env(), cwd=ROOT
+    )
     ckpt = tmp_path / "killed" / CHECKPOINT_NAME
     deadline = time.monotonic() + 120
     while not ckpt.exists() and killed.poll() is None and time.monotonic() < deadline:
@@ -255,7 +265,9 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(synth_root, tmp_path):
     killed.send_signal(signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
     assert load_checkpoint(ckpt)["iteration"] < 16
-    resumed = subprocess.run(_train_cmd(script, "pillet", synth_root, tmp_path / "killed", True, 0, *sets), env=_env(), cwd=ROOT)
+    resumed = subprocess.run(
+        _train_cmd(script, "pillet", synth_root, tmp_path / "killed", True, 0, *sets), env=_env(), cwd=ROOT
+    )
     assert resumed.returncode == 0 and whole.wait() == 0
     _assert_same_tensors(load_checkpoint(tmp_path / "whole" / CHECKPOINT_NAME), load_checkpoint(ckpt))
 
@@ -263,9 +275,27 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(synth_root, tmp_path):
 def test_two_process_distributed_run(synth_root, tmp_path):
     script = _script(tmp_path)
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(script), "stargan", str(synth_root), str(out), "0", "0", "train.iterations=6", "train.checkpoint_every=3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(script),
+        "stargan",
+        str(synth_root),
+        str(out),
+        "0",
+        "0",
+        "train.iterations=6",
+        "train.checkpoint_every=3",
+    ]
     proc = subprocess.run(cmd, env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in range(2)]

@@ -1,4 +1,5 @@
 """Artefact identities: what changes a trained method's, the classifier's and a GAN checkpoint's key."""
+
 from __future__ import annotations
 
 from pathlib import Path

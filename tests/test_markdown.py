@@ -1,4 +1,5 @@
 """Tests of bench.markdown: table layout, escaping and the number formats."""
+
 from __future__ import annotations
 
 import math

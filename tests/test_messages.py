@@ -1,4 +1,5 @@
 """Messages say what is wrong in words (issue 11, 10): refused pickles, non-npz maps, the GAN log after a resume."""
+
 from __future__ import annotations
 
 import json
@@ -27,15 +28,33 @@ def test_refused_pickle_says_why_without_ansi_codes(tmp_path: Path) -> None:
         load_checkpoint(path)
     message = str(info.value)
     assert "\x1b[" not in message and "\n" not in message
-    assert message == (f"{path}: holds pickled Python objects that are not plain tensors; refused for safety "
-                       "(loaded with weights_only=True)")
+    assert message == (
+        f"{path}: holds pickled Python objects that are not plain tensors; refused for safety "
+        "(loaded with weights_only=True)"
+    )
 
 
 def test_refused_pickle_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     path = tmp_path / "weights.pt"
     torch.save({"net.weight": _Payload()}, path)
-    assert main(["train", "--method", "chexnet_cam", "--preset", "smoke", "--classifier-weights", str(path),
-                 "--out", str(tmp_path / "ckpt"), "--set", "train.device='cpu'"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "chexnet_cam",
+                "--preset",
+                "smoke",
+                "--classifier-weights",
+                str(path),
+                "--out",
+                str(tmp_path / "ckpt"),
+                "--set",
+                "train.device='cpu'",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "refused for safety" in err and "\x1b[" not in err
 
@@ -57,8 +76,9 @@ def test_log_after_resume_has_no_empty_generator_entry(smoke_cfg, smoke_data, tm
     smoke_cfg.train.iterations = 7
     create_method("stargan", smoke_cfg).fit(TrainContext(smoke_data.train, smoke_data.tune, tmp_path, progress=False))
     smoke_cfg.train.iterations = 12
-    create_method("stargan", smoke_cfg).fit(TrainContext(smoke_data.train, smoke_data.tune, tmp_path, resume=True,
-                                                         progress=False))
+    create_method("stargan", smoke_cfg).fit(
+        TrainContext(smoke_data.train, smoke_data.tune, tmp_path, resume=True, progress=False)
+    )
     lines = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
     assert [r["iteration"] for r in lines] == [2, 4, 6, 7, 8, 10, 12]
     assert all(r.get("g", None) != {} for r in lines)

@@ -1,4 +1,5 @@
 """Known-answer tests of bench.metrics (SPEC section 3)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -212,9 +213,7 @@ def test_detection_auc_uses_raw_max() -> None:
 
 
 def test_float32_keys_preserve_order() -> None:
-    v = np.array(
-        [-np.inf, -3.5, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 0.5, 1.0, 3e38, np.inf], dtype=np.float32
-    )
+    v = np.array([-np.inf, -3.5, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 0.5, 1.0, 3e38, np.inf], dtype=np.float32)
     keys = M.float32_keys(v)
     assert np.all(np.diff(keys.astype(np.int64)) >= 0)
     assert keys[3] == keys[4]

@@ -1,4 +1,5 @@
 """Known-answer tests of the hit rate with ties, AUPRC, Spearman and the seed-aware bootstrap."""
+
 from __future__ import annotations
 
 import warnings

@@ -1,4 +1,5 @@
 """Evaluation, report and run folder, driven by small test methods (no training needed)."""
+
 from __future__ import annotations
 
 import copy
@@ -85,7 +86,7 @@ def test_perfect_map_scores_one(smoke_cfg: Config) -> None:
     masks = np.zeros((6, 16, 16), bool)
     for i in range(6):
         y, x = rng.integers(0, 10, 2)
-        masks[i, y:y + 5, x:x + 4] = True
+        masks[i, y : y + 5, x : x + 4] = True
     out = _outputs(masks.astype(float), masks, np.array([1, 1, 1, 1, 0, 0]))
     res = MethodEval()
     localization_figures(out, smoke_cfg.eval, res)
@@ -137,10 +138,22 @@ def test_run_writes_complete_folder_and_survives_a_failure(smoke_cfg: Config, tm
     assert ident["metrics"]["accuracy_p2h"]["value"] == 0.0
     assert record["evaluator"]["untranslated"]["accuracy_all2h"]["value"] == 0.0  # the stub judges all Pneumonia
     assert 0.0 <= ident["metrics"]["pooled_auc"]["value"] <= 1.0
-    assert record["methods"]["t_broken"] == {"status": "failed", "error": "RuntimeError: deliberate failure", "metrics": {}}
+    assert record["methods"]["t_broken"] == {
+        "status": "failed",
+        "error": "RuntimeError: deliberate failure",
+        "metrics": {},
+    }
     report = (run / "report.md").read_text()
-    for heading in ("Table 1", "Table 2", "Table 3", "roc.png", "qualitative.png", "Failures", "Provenance",
-                    "real images, not translated"):
+    for heading in (
+        "Table 1",
+        "Table 2",
+        "Table 3",
+        "roc.png",
+        "qualitative.png",
+        "Failures",
+        "Provenance",
+        "real images, not translated",
+    ):
         assert heading in report
     assert "paper" not in report.split("## Table 1")[1].split("## Table 2")[0]  # synthetic data: no paper rows
     assert not list((tmp_path / "runs").glob(".*"))  # no temporary folder left behind
@@ -149,7 +162,17 @@ def test_run_writes_complete_folder_and_survives_a_failure(smoke_cfg: Config, tm
 
 
 def test_cli_run_exit_codes(smoke_cfg: Config, tmp_path: Path, test_methods, capsys: pytest.CaptureFixture) -> None:
-    args = ["run", "--preset", "smoke", "--data", smoke_cfg.data.root, "--out", str(tmp_path / "r"), "--set", "train.device=cpu"]
+    args = [
+        "run",
+        "--preset",
+        "smoke",
+        "--data",
+        smoke_cfg.data.root,
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        "train.device=cpu",
+    ]
     assert main(args + ["--methods", "t_identity"]) == 0
     assert main(args + ["--methods", "t_identity,t_broken"]) == 1
     assert "t_broken failed" in capsys.readouterr().err
@@ -159,8 +182,11 @@ def test_cli_run_exit_codes(smoke_cfg: Config, tmp_path: Path, test_methods, cap
 def test_score_external_maps(smoke_cfg: Config, smoke_data, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     val = smoke_data.test
     batch = val.batch(np.arange(len(val)))
-    maps = {pid: batch["box_mask"][i, 0].numpy()[::2, ::2].copy() for i, pid in enumerate(val.patient_ids)
-            if val.domains[i] == 1}
+    maps = {
+        pid: batch["box_mask"][i, 0].numpy()[::2, ::2].copy()
+        for i, pid in enumerate(val.patient_ids)
+        if val.domains[i] == 1
+    }
     first = next(iter(maps))
     maps.pop(first)
     maps["not-a-patient"] = np.zeros((5, 5))
@@ -208,8 +234,9 @@ def test_seeds_and_paper_figures_in_report(smoke_cfg: Config, tmp_path: Path, te
     assert "P→H (paper)" in real and "85.31" in real and "0.83" in real
 
 
-def test_finished_model_reused_only_for_the_same_settings(smoke_cfg: Config, smoke_data, tmp_path: Path,
-                                                          test_methods, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_finished_model_reused_only_for_the_same_settings(
+    smoke_cfg: Config, smoke_data, tmp_path: Path, test_methods, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import copy
 
     from bench.errors import BenchError
@@ -333,8 +360,9 @@ def test_randomization_rho_known_answers(smoke_cfg: Config, smoke_data, test_met
     assert not none.figures and not none.per_image
 
 
-def test_references_by_default_not_with_flag(smoke_cfg: Config, tmp_path: Path, test_methods, fake_references,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_references_by_default_not_with_flag(
+    smoke_cfg: Config, tmp_path: Path, test_methods, fake_references, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from methods.stargan.method import StarGAN
 
     _fresh_gan(monkeypatch, StarGAN)
@@ -347,9 +375,19 @@ def test_references_by_default_not_with_flag(smoke_cfg: Config, tmp_path: Path, 
     assert -1.0 <= gan["randomization_rho"]["value"] <= 1.0 and "randomization_rho" not in ref
     assert "mask_pooled_auc" in ref and "change_rate_p2h" not in ref
     # every figure carries the direction of the table of metric kinds
-    expected = {"pooled_auc": "higher", "mask_pooled_auc": "higher", "detection_auc": "higher", "hit_rate": "higher",
-                "miou": "higher", "energy": "higher", "accuracy_p2h": "higher", "accuracy05_all2h": "higher",
-                "change_rate_p2h": "lower", "change_rate_tol2_h2h": "lower", "randomization_rho": "lower"}
+    expected = {
+        "pooled_auc": "higher",
+        "mask_pooled_auc": "higher",
+        "detection_auc": "higher",
+        "hit_rate": "higher",
+        "miou": "higher",
+        "energy": "higher",
+        "accuracy_p2h": "higher",
+        "accuracy05_all2h": "higher",
+        "change_rate_p2h": "lower",
+        "change_rate_tol2_h2h": "lower",
+        "randomization_rho": "lower",
+    }
     assert {k: gan[k]["direction"] for k in expected} == expected
     assert {f["direction"] for f in result.record["evaluator"]["untranslated"].values()} == {"none"}
     frame = pd.read_csv(result.run_dir / "per_image.csv")
@@ -361,8 +399,20 @@ def test_references_by_default_not_with_flag(smoke_cfg: Config, tmp_path: Path, 
     assert "Reference maps" in report and "best non-oracle reference is" in report
 
     out = tmp_path / "no_refs"
-    args = ["run", "--methods", "stargan", "--no-references", "--preset", "smoke", "--data", smoke_cfg.data.root,
-            "--out", str(out), "--set", "train.device=cpu"]
+    args = [
+        "run",
+        "--methods",
+        "stargan",
+        "--no-references",
+        "--preset",
+        "smoke",
+        "--data",
+        smoke_cfg.data.root,
+        "--out",
+        str(out),
+        "--set",
+        "train.device=cpu",
+    ]
     assert main(args) == 0
     (run_dir,) = out.iterdir()
     record = json.loads((run_dir / "record.json").read_text())

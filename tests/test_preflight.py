@@ -1,4 +1,5 @@
 """Checks before any training: writable output folders, a data folder, non-empty splits, disk space."""
+
 from __future__ import annotations
 
 import shutil
@@ -20,6 +21,7 @@ from dicom_factory import gradient, write_dicom
 @pytest.fixture()
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading data fails the test: the output folders must be checked before it."""
+
     def started(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the output folder was checked")
 
@@ -114,8 +116,19 @@ def test_dropped_only_test_pneumonia_image_is_named(tmp_path: Path, capsys) -> N
     test = [p.patient_id for p in split_patients(read_labels(root).patients, 0.1, 0)["test"] if p.domain == 1]
     assert len(test) == 1
     (root / "stage_2_train_images" / f"{test[0]}.dcm").write_bytes(b"not a dicom at all")
-    argv = ["run", "--preset", "smoke", "--methods", "stargan", "--data", str(root), "--out", str(tmp_path / "r"),
-            "--set", "train.device='cpu'"]
+    argv = [
+        "run",
+        "--preset",
+        "smoke",
+        "--methods",
+        "stargan",
+        "--data",
+        str(root),
+        "--out",
+        str(tmp_path / "r"),
+        "--set",
+        "train.device='cpu'",
+    ]
     assert main(argv) == 2
     _error(capsys, "the test split has no Pneumonia images", f"{test[0]}.dcm")
 
@@ -124,8 +137,10 @@ def test_missing_only_test_pneumonia_image_is_named(tmp_path: Path, capsys) -> N
     root = make_rsna(tmp_path / "rsna", 10, 10)
     test = [p.patient_id for p in split_patients(read_labels(root).patients, 0.1, 0)["test"] if p.domain == 1]
     (root / "stage_2_train_images" / f"{test[0]}.dcm").unlink()
-    assert main(["run", "--preset", "smoke", "--methods", "stargan", "--data", str(root),
-                 "--out", str(tmp_path / "r")]) == 2
+    assert (
+        main(["run", "--preset", "smoke", "--methods", "stargan", "--data", str(root), "--out", str(tmp_path / "r")])
+        == 2
+    )
     _error(capsys, f"{test[0]}.dcm: image file is missing")
 
 
@@ -136,8 +151,12 @@ def test_training_needs_both_domains(tmp_path: Path, capsys, monkeypatch: pytest
     import bench.runner
 
     monkeypatch.setattr(bench.runner, "train_method", lambda *a, **k: pytest.fail("training started"))
-    assert main(["train", "--method", "stargan", "--preset", "smoke", "--data", str(root),
-                 "--out", str(tmp_path / "ckpt")]) == 2
+    assert (
+        main(
+            ["train", "--method", "stargan", "--preset", "smoke", "--data", str(root), "--out", str(tmp_path / "ckpt")]
+        )
+        == 2
+    )
     _error(capsys, "the train split has no Healthy images", "image file is missing", "more")
 
 

@@ -1,4 +1,5 @@
 """Method registry: registration, lookup errors, and third-party entry points."""
+
 from __future__ import annotations
 
 import sys
@@ -86,7 +87,8 @@ def test_unknown_hyper_parameter_rejected() -> None:
 
 def test_entry_point_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A third-party package registers a method through the 'lesionbench.methods' group."""
-    (tmp_path / "thirdparty_lb.py").write_text(textwrap.dedent('''
+    (tmp_path / "thirdparty_lb.py").write_text(
+        textwrap.dedent('''
         import torch
         from bench import Method
 
@@ -100,7 +102,8 @@ def test_entry_point_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
                 return {}
             def load_state_dict(self, state):
                 pass
-    '''))
+    ''')
+    )
     dist = tmp_path / "thirdparty_lb-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-lb\nVersion: 1.0\n")
@@ -133,8 +136,9 @@ def test_preset_params_sit_under_user_settings() -> None:
         assert registry.method_params("registry_test_preset", cfg) == {"a": 10, "b": 3}
         assert create_method("registry_test_preset", cfg, device="cpu").params == P(10, 3)
         with pytest.raises(BenchError, match="method.registry_test_preset.c"):
-            registry.method_params("registry_test_preset",
-                                   load_config("quick", sets=["method.registry_test_preset.c=1"]))
+            registry.method_params(
+                "registry_test_preset", load_config("quick", sets=["method.registry_test_preset.c=1"])
+            )
     finally:
         registry._REGISTRY.pop("registry_test_preset", None)
 

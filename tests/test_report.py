@@ -1,4 +1,5 @@
 """The report rendered from constructed records: reference block, beats-sentence, oracle ceiling, notes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -23,10 +24,17 @@ def _fig(name: str, value: float, lo: float, hi: float) -> dict:
     return {**Figure.of(name, value, (lo, hi), 20).as_dict(), "seed_mean": value, "seed_std": None}
 
 
-def _entry(pooled: tuple[float, float, float], mask: tuple[float, float, float] | None = None,
-           reference: bool = False, translates: bool = False) -> dict:
-    metrics = {"pooled_auc": _fig("pooled_auc", *pooled), "pooled_ap": _fig("pooled_ap", 0.3, 0.2, 0.4),
-               "hit_rate": _fig("hit_rate", 0.5, 0.4, 0.6)}
+def _entry(
+    pooled: tuple[float, float, float],
+    mask: tuple[float, float, float] | None = None,
+    reference: bool = False,
+    translates: bool = False,
+) -> dict:
+    metrics = {
+        "pooled_auc": _fig("pooled_auc", *pooled),
+        "pooled_ap": _fig("pooled_ap", 0.3, 0.2, 0.4),
+        "hit_rate": _fig("hit_rate", 0.5, 0.4, 0.6),
+    }
     if mask is not None:
         metrics["mask_pooled_auc"] = _fig("mask_pooled_auc", *mask)
     if translates:
@@ -38,11 +46,24 @@ def _entry(pooled: tuple[float, float, float], mask: tuple[float, float, float] 
 
 def make_record(methods: dict[str, dict], synthetic: bool = True) -> dict:
     return {
-        "run_id": "0001_test", "created": "2024-01-01T00:00:00+00:00", "commit": None, "dirty": False,
+        "run_id": "0001_test",
+        "created": "2024-01-01T00:00:00+00:00",
+        "commit": None,
+        "dirty": False,
         "config": {"preset": "smoke", "eval": {"tolerances": [2], "n_bootstrap": 50}, "data": {"size": 32}},
-        "config_hash": "abc", "seeds": [0], "versions": {"python": "3"}, "device": "cpu", "times": {"data": 1.0},
-        "data": {"root": "/data", "synthetic": synthetic, "manifest_hash": "m", "n_train": 10, "n_tune": 2,
-                 "n_test": {"pneumonia": 5, "healthy": 5}},
+        "config_hash": "abc",
+        "seeds": [0],
+        "versions": {"python": "3"},
+        "device": "cpu",
+        "times": {"data": 1.0},
+        "data": {
+            "root": "/data",
+            "synthetic": synthetic,
+            "manifest_hash": "m",
+            "n_train": 10,
+            "n_tune": 2,
+            "n_test": {"pneumonia": 5, "healthy": 5},
+        },
         "evaluator": {"threshold": 0.5, "test_auc": 0.9, "untranslated": {}},
         "methods": methods,
     }
@@ -108,8 +129,10 @@ def test_oracle_is_not_the_bar() -> None:
 
 
 def test_failed_reference_is_listed_under_failures() -> None:
-    methods = {**METHODS, "t_ref_edge": {"status": "failed", "error": "RuntimeError: x", "metrics": {},
-                                       "reference": True}}
+    methods = {
+        **METHODS,
+        "t_ref_edge": {"status": "failed", "error": "RuntimeError: x", "metrics": {}, "reference": True},
+    }
     text = render(make_record(methods))
     assert "best non-oracle reference is t_ref_random" in text and "t_ref_edge: RuntimeError: x" in text
 
@@ -122,21 +145,39 @@ def test_published_auprc_anchor_only_on_real_data() -> None:
 
 def test_write_report_from_typed_curves_and_examples(tmp_path: Path) -> None:
     fpr = np.linspace(0, 1, 11)
-    curves = [RocCurve("good_gan", "Good GAN", fpr, np.sqrt(fpr), 0.85),
-              RocCurve("t_ref_edge", "Edges", fpr, fpr, 0.64, reference=True)]
-    examples = [Example("p1", True, np.zeros((8, 8)), np.array([[1.0, 1.0, 4.0, 5.0]]),
-                        {"good_gan": np.eye(8), "t_ref_edge": np.ones((8, 8))}),
-                Example("h1", False, np.zeros((8, 8)), np.zeros((0, 4)), {"good_gan": np.eye(8)})]
+    curves = [
+        RocCurve("good_gan", "Good GAN", fpr, np.sqrt(fpr), 0.85),
+        RocCurve("t_ref_edge", "Edges", fpr, fpr, 0.64, reference=True),
+    ]
+    examples = [
+        Example(
+            "p1",
+            True,
+            np.zeros((8, 8)),
+            np.array([[1.0, 1.0, 4.0, 5.0]]),
+            {"good_gan": np.eye(8), "t_ref_edge": np.ones((8, 8))},
+        ),
+        Example("h1", False, np.zeros((8, 8)), np.zeros((0, 4)), {"good_gan": np.eye(8)}),
+    ]
     write_report(tmp_path, make_record(METHODS), curves, examples)
     for name in ("report.md", "roc.png", "qualitative.png"):
         assert (tmp_path / name).stat().st_size > 0
 
 
-@pytest.mark.parametrize(("name", "direction"), [
-    ("pooled_auc", "higher"), ("mask_pooled_ap", "higher"), ("ap", "higher"), ("mask_miou", "higher"),
-    ("detection_auc", "higher"), ("accuracy05_h2h", "higher"), ("change_rate_all2h", "lower"),
-    ("change_rate_tol8_p2h", "lower"), ("randomization_rho", "lower"),
-])
+@pytest.mark.parametrize(
+    ("name", "direction"),
+    [
+        ("pooled_auc", "higher"),
+        ("mask_pooled_ap", "higher"),
+        ("ap", "higher"),
+        ("mask_miou", "higher"),
+        ("detection_auc", "higher"),
+        ("accuracy05_h2h", "higher"),
+        ("change_rate_all2h", "lower"),
+        ("change_rate_tol8_p2h", "lower"),
+        ("randomization_rho", "lower"),
+    ],
+)
 def test_metric_directions(name: str, direction: str) -> None:
     assert figure_kind(name)[0] == direction
     assert Figure.of(name, 0.5, (0.4, 0.6), 3).direction == direction

@@ -1,4 +1,5 @@
 """The report lists skipped and missing images (issue 11, 5): count, first names, reason."""
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,9 @@ def identity(monkeypatch: pytest.MonkeyPatch):
     registry._REGISTRY.pop("t_report_identity", None)
 
 
-def test_nan_width_row_and_missing_image_are_in_the_report(synth_root: Path, tmp_path: Path, identity,
-                                                            capsys: pytest.CaptureFixture) -> None:
+def test_nan_width_row_and_missing_image_are_in_the_report(
+    synth_root: Path, tmp_path: Path, identity, capsys: pytest.CaptureFixture
+) -> None:
     """A NaN-width row used to leave report.md silent (only record.json had data.skipped: 1)."""
     root = tmp_path / "rsna"
     shutil.copytree(synth_root, root)
@@ -68,13 +70,30 @@ def test_nan_width_row_and_missing_image_are_in_the_report(synth_root: Path, tmp
     (root / "stage_2_train_images" / f"{gone}.dcm").unlink()
 
     out = tmp_path / "runs"
-    assert main(["run", "--preset", "smoke", "--methods", "t_report_identity", "--data", str(root),
-                 "--out", str(out), "--set", "train.device='cpu'"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--preset",
+                "smoke",
+                "--methods",
+                "t_report_identity",
+                "--data",
+                str(root),
+                "--out",
+                str(out),
+                "--set",
+                "train.device='cpu'",
+            ]
+        )
+        == 0
+    )
     run = next(out.iterdir())
     record = json.loads((run / "record.json").read_text())
     assert record["data"]["skipped"] == 1 and record["data"]["missing"] == 1
-    assert record["data"]["problems"] == [{"file": str(csv), "row": row + 1,
-                                           "reason": "Target is 1 but the box has an empty or NaN value"}]
+    assert record["data"]["problems"] == [
+        {"file": str(csv), "row": row + 1, "reason": "Target is 1 but the box has an empty or NaN value"}
+    ]
     assert record["data"]["missing_images"] == [f"{gone}.dcm"]
     report = (run / "report.md").read_text()
     section = report.split("## Data problems")[1].split("## Provenance")[0]

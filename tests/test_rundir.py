@@ -1,4 +1,5 @@
 """Run folders: concurrent runs into one folder each keep their own folder and number; stale temporaries go."""
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,14 @@ sys.exit(main(["run", "--preset", "smoke", "--methods", "t_identity", "--data", 
 
 def _start(script: Path, data_root: str, out: Path, barrier: Path, n_runs: int, mode: str = "wait") -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MPLBACKEND="Agg")
-    return subprocess.Popen([sys.executable, str(script), data_root, str(out), str(barrier), str(n_runs), mode],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), data_root, str(out), str(barrier), str(n_runs), mode],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture()

@@ -1,4 +1,5 @@
 """``score --json``: the headline keys of external maps' figures."""
+
 from __future__ import annotations
 
 from bench.figure import Figure
@@ -6,9 +7,17 @@ from bench.score import summary_json
 
 
 def test_summary_json_headline_keys() -> None:
-    figures = {name: Figure.of(name, value, (value - 0.1, value + 0.1), 7) for name, value in
-               [("pooled_auc", 0.8), ("pooled_ap", 0.4), ("pixel_auc", 0.7), ("ap", 0.35), ("hit_rate", 0.5),
-                ("mask_pooled_ap", 0.6)]}
+    figures = {
+        name: Figure.of(name, value, (value - 0.1, value + 0.1), 7)
+        for name, value in [
+            ("pooled_auc", 0.8),
+            ("pooled_ap", 0.4),
+            ("pixel_auc", 0.7),
+            ("ap", 0.35),
+            ("hit_rate", 0.5),
+            ("mask_pooled_ap", 0.6),
+        ]
+    }
     scored = {"figures": figures, "n_images": 7, "missing": 1, "ignored": ["x"]}
     out = summary_json("ext", scored)
     assert out["pooled_ap"] == 0.4 and out["pooled_auc"] == 0.8

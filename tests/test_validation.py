@@ -1,4 +1,5 @@
 """Settings checked where the configuration is resolved: one line, exit code 2, before any work starts."""
+
 from __future__ import annotations
 
 import re
@@ -16,6 +17,7 @@ from bench.errors import ConfigError
 @pytest.fixture()
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading data (the first step of every command's work) fails the test: checks must come first."""
+
     def started(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the settings were checked")
 
@@ -83,32 +85,37 @@ def test_duplicate_method_names_refused(tmp_path: Path, no_work, capsys) -> None
     _one_line_error(capsys, "'stargan' is named twice")
 
 
-@pytest.mark.parametrize("setting,fragment", [
-    ("train.checkpoint_every=0", "train.checkpoint_every=0"),  # issue 11, 6: ZeroDivisionError
-    ("train.batch_size=0", "train.batch_size=0"),  # issue 11, 6
-    ("data.size=0", "data.size=0"),  # issue 11, 6
-    ("eval.n_bootstrap=0", "eval.n_bootstrap=0"),  # issue 11, 6: failed after the evaluator trained
-    ("data.val_fraction=1.5", "data.val_fraction=1.5"),  # issue 11, 6: "the training split holds no all images"
-])
-def test_out_of_range_setting_refused_before_work(setting: str, fragment: str, tmp_path: Path, no_work,
-                                                   capsys) -> None:
+@pytest.mark.parametrize(
+    "setting,fragment",
+    [
+        ("train.checkpoint_every=0", "train.checkpoint_every=0"),  # issue 11, 6: ZeroDivisionError
+        ("train.batch_size=0", "train.batch_size=0"),  # issue 11, 6
+        ("data.size=0", "data.size=0"),  # issue 11, 6
+        ("eval.n_bootstrap=0", "eval.n_bootstrap=0"),  # issue 11, 6: failed after the evaluator trained
+        ("data.val_fraction=1.5", "data.val_fraction=1.5"),  # issue 11, 6: "the training split holds no all images"
+    ],
+)
+def test_out_of_range_setting_refused_before_work(setting: str, fragment: str, tmp_path: Path, no_work, capsys) -> None:
     assert main(_run(tmp_path, "--set", setting)) == 2
     _one_line_error(capsys, fragment, "out of range; allowed:")
 
 
-@pytest.mark.parametrize("setting,allowed", [
-    ("train.log_every=0", ">= 1"),
-    ("classifier.eval_every=0", ">= 1"),
-    ("classifier.patience=0", ">= 1"),
-    ("classifier.batch_size=1", ">= 2"),
-    ("data.tune_fraction=1.0", "< 1"),
-    ("data.val_fraction=-0.1", ">= 0"),
-    ("data.size=40", "multiple of 16"),
-    ("data.synth_size=16", ">= 32"),
-    ("eval.tolerances=[2,256]", "0 to 255"),
-    ("eval.tolerances=[-1]", "0 to 255"),
-    ("classifier.lr=0.0", "> 0"),
-])
+@pytest.mark.parametrize(
+    "setting,allowed",
+    [
+        ("train.log_every=0", ">= 1"),
+        ("classifier.eval_every=0", ">= 1"),
+        ("classifier.patience=0", ">= 1"),
+        ("classifier.batch_size=1", ">= 2"),
+        ("data.tune_fraction=1.0", "< 1"),
+        ("data.val_fraction=-0.1", ">= 0"),
+        ("data.size=40", "multiple of 16"),
+        ("data.synth_size=16", ">= 32"),
+        ("eval.tolerances=[2,256]", "0 to 255"),
+        ("eval.tolerances=[-1]", "0 to 255"),
+        ("classifier.lr=0.0", "> 0"),
+    ],
+)
 def test_range_rules(setting: str, allowed: str) -> None:
     with pytest.raises(ConfigError, match=r"is out of range; allowed: .*" + re.escape(allowed)):
         load_config("smoke", sets=[setting])

@@ -8,6 +8,7 @@ methods and, as the Table 1 evaluator, by the engine.
 - :mod:`bench.classifier.store`: one trained classifier per key, shared by all its users.
 - :mod:`bench.classifier.judge`: the evaluator (Youden threshold on tune, AUC on test).
 """
+
 from bench.classifier.judge import (
     Evaluator,
     build_evaluator,

@@ -11,6 +11,7 @@ reported beside it, since an evaluator that cannot tell real Pneumonia from Heal
 table meaningless. Trained evaluators are also kept in memory for the process, keyed by settings,
 data, store folder and device.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,22 +77,36 @@ class Evaluator:
 
     def describe(self) -> dict[str, Any]:
         """Threshold and where it was fixed, AUCs (None if undefined) and the classifier's origin."""
+
         def finite(v: float) -> float | None:
             return float(v) if math.isfinite(v) else None
 
-        return {"threshold": self.threshold, "threshold_source": "tune", "test_auc": finite(self.test_auc),
-                "tune_auc": finite(self.tune_auc), **self.info}
+        return {
+            "threshold": self.threshold,
+            "threshold_source": "tune",
+            "test_auc": finite(self.test_auc),
+            "tune_auc": finite(self.tune_auc),
+            **self.info,
+        }
 
 
-def build_evaluator(model: DenseNetClassifier, data: PreparedData, cfg: Config,
-                    info: dict[str, Any] | None = None) -> Evaluator:
+def build_evaluator(
+    model: DenseNetClassifier, data: PreparedData, cfg: Config, info: dict[str, Any] | None = None
+) -> Evaluator:
     """Wrap a classifier: fix the Youden threshold on ``data.tune``, measure its AUC on ``data.test``."""
     bf16, cl = cfg.train.bf16, cfg.classifier.channels_last
     tune_probs = _sigmoid(dataset_logits(model, data.tune, cfg.eval.batch_size, bf16, cl))
     test_probs = _sigmoid(dataset_logits(model, data.test, cfg.eval.batch_size, bf16, cl))
-    return Evaluator(model.eval(), fixed_threshold(data.tune.domains, tune_probs),
-                     auc_or_nan(data.test.domains, test_probs), auc_or_nan(data.tune.domains, tune_probs),
-                     cfg.eval.batch_size, bf16, cl, dict(info or {}))
+    return Evaluator(
+        model.eval(),
+        fixed_threshold(data.tune.domains, tune_probs),
+        auc_or_nan(data.test.domains, test_probs),
+        auc_or_nan(data.tune.domains, tune_probs),
+        cfg.eval.batch_size,
+        bf16,
+        cl,
+        dict(info or {}),
+    )
 
 
 def _memo_key(cfg: Config, data: PreparedData, cache_dir: str | Path | None, device: torch.device) -> tuple[Any, ...]:
@@ -102,8 +117,13 @@ def _memo_key(cfg: Config, data: PreparedData, cache_dir: str | Path | None, dev
     return (classifier_key(cfg, data.manifest_hash), stamp, cfg.eval.batch_size, str(cache_dir), str(device))
 
 
-def get_evaluator(cfg: Config, data: PreparedData, cache_dir: str | Path | None = None, progress: bool = True,
-                  device: str | torch.device | None = None) -> Evaluator:
+def get_evaluator(
+    cfg: Config,
+    data: PreparedData,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+) -> Evaluator:
     """The evaluator for these data and settings: user weights, the already trained classifier
     (in ``cache_dir``, default ``<LESIONBENCH_HOME>/classifiers``), or a newly trained one."""
     dev = resolve_device(cfg.train.device if device is None else device)

@@ -9,6 +9,7 @@ explain (``Method.uses_classifier``) and the evaluator of Table 1.
 - **Head.** A single logit, P(pneumonia) = sigmoid(logit). The CAM of the Pneumonia class is
   then exactly sum_k w_k f_k with ``w = classifier.weight[0]``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -79,23 +80,25 @@ def to_model_input(x: torch.Tensor, device: torch.device, channels_last: bool) -
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 32, bf16: bool = False,
-                   channels_last: bool = False) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, batch_size: int = 32, bf16: bool = False, channels_last: bool = False
+) -> torch.Tensor:
     """Pneumonia logits (B,) on CPU for images (B, 1, H, W) in [-1, 1], model in eval mode."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
-        x = to_model_input(images[start:start + batch_size], device, channels_last)
+        x = to_model_input(images[start : start + batch_size], device, channels_last)
         with autocast(device, bf16):
             out.append(model(x).float()[:, 0].cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def dataset_logits(model: nn.Module, data: RSNADataset, batch_size: int = 32, bf16: bool = False,
-                   channels_last: bool = False) -> np.ndarray:
+def dataset_logits(
+    model: nn.Module, data: RSNADataset, batch_size: int = 32, bf16: bool = False, channels_last: bool = False
+) -> np.ndarray:
     """Pneumonia logits of every image of a split, in split order."""
     out = []
     for start in range(0, len(data), batch_size):

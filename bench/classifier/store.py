@@ -8,6 +8,7 @@ manifest hash (:func:`bench.classifier.train.classifier_key`). Whoever needs the
 again. The store defaults to ``<LESIONBENCH_HOME>/classifiers``. User-supplied weights
 (``cfg.classifier.weights``) bypass training and the store.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,12 @@ class ClassifierBundle:
     def info(self) -> dict[str, Any]:
         """Plain JSON-safe description for logs and run records (NaN written as None)."""
         auc = self.train_tune_auc if math.isfinite(self.train_tune_auc) else None
-        return {"source": self.source, "key": self.key, "path": None if self.path is None else str(self.path),
-                "train_tune_auc": auc}
+        return {
+            "source": self.source,
+            "key": self.key,
+            "path": None if self.path is None else str(self.path),
+            "train_tune_auc": auc,
+        }
 
 
 def classifier_store(cache_dir: str | Path | None = None) -> Path:
@@ -81,8 +86,9 @@ def obtain_classifier(
     ``work_dir``, default the store entry) and publish it."""
     c = cfg.classifier
     if c.weights:
-        return ClassifierBundle(load_user_classifier(c.weights, device, c.channels_last), "user weights",
-                                None, Path(c.weights))
+        return ClassifierBundle(
+            load_user_classifier(c.weights, device, c.channels_last), "user weights", None, Path(c.weights)
+        )
     key = classifier_key(cfg, train.cache.content_hash)
     entry = classifier_store(store_dir) / key
     published = entry / WEIGHTS_NAME
@@ -91,9 +97,17 @@ def obtain_classifier(
         return ClassifierBundle(model, "reused", key, published, val_auc)
     ckpt = Path(work_dir or entry) / CHECKPOINT_NAME
     outcome = train_classifier(cfg, train, val, ckpt, resume=resume, progress=progress, device=device)
-    save_checkpoint(published, {
-        "kind": WEIGHTS_KIND, "key": key, "model": export_weights(outcome.model), "val_auc": outcome.val_auc,
-        "best_step": outcome.state.best_step, "steps": outcome.state.step, "history": outcome.state.history,
-        "config": to_dict(cfg),
-    })
+    save_checkpoint(
+        published,
+        {
+            "kind": WEIGHTS_KIND,
+            "key": key,
+            "model": export_weights(outcome.model),
+            "val_auc": outcome.val_auc,
+            "best_step": outcome.state.best_step,
+            "steps": outcome.state.step,
+            "history": outcome.state.history,
+            "config": to_dict(cfg),
+        },
+    )
     return ClassifierBundle(outcome.model, "trained", key, published, outcome.val_auc)

@@ -15,6 +15,7 @@
   weights, history) and loaded with ``weights_only=True``. A checkpoint carries the key of the
   settings and data it was trained for; resuming from one with another key is an error.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,8 +56,9 @@ MAX_SHIFT = 0.04  # fraction of the image side
 def classifier_key(cfg: Config, manifest_hash: str) -> str:
     """Identity of a trained classifier: its settings (with seed and precision), data settings and
     manifest; network sizes and the GAN schedule do not enter (:func:`bench.identity.artifact_identity`)."""
-    return artifact_identity("classifier", cfg, manifest_hash, {"arch": ARCH}, classifier=True, model=False,
-                             schedule=False)
+    return artifact_identity(
+        "classifier", cfg, manifest_hash, {"arch": ARCH}, classifier=True, model=False, schedule=False
+    )
 
 
 def balanced_indices(domains: np.ndarray, batch_size: int, gen: torch.Generator) -> np.ndarray:
@@ -77,10 +79,13 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * (2 * MAX_SHIFT)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     sign = torch.where(flip, -1.0, 1.0)
-    theta = torch.stack([
-        torch.stack([cos * sign, -sin, shift[:, 0]], dim=1),
-        torch.stack([sin * sign, cos, shift[:, 1]], dim=1),
-    ], dim=1).to(x.device, x.dtype)
+    theta = torch.stack(
+        [
+            torch.stack([cos * sign, -sin, shift[:, 0]], dim=1),
+            torch.stack([sin * sign, cos, shift[:, 1]], dim=1),
+        ],
+        dim=1,
+    ).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -125,10 +130,19 @@ class ClassifierTrainer:
         """The resumable state as a ``weights_only``-loadable dict."""
         s = self.state
         return {
-            "kind": CHECKPOINT_KIND, "key": self.key, "step": s.step, "best_auc": s.best_auc,
-            "best_step": s.best_step, "bad_evals": s.bad_evals, "done": s.done, "history": s.history,
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "generator": self.gen.get_state(), "best_model": self.best, "config": to_dict(self.cfg),
+            "kind": CHECKPOINT_KIND,
+            "key": self.key,
+            "step": s.step,
+            "best_auc": s.best_auc,
+            "best_step": s.best_step,
+            "bad_evals": s.bad_evals,
+            "done": s.done,
+            "history": s.history,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "generator": self.gen.get_state(),
+            "best_model": self.best,
+            "config": to_dict(self.cfg),
         }
 
     def restore(self, ckpt: dict[str, Any], path: Path) -> None:
@@ -136,14 +150,22 @@ class ClassifierTrainer:
         if ckpt.get("kind") != CHECKPOINT_KIND:
             raise BenchError(f"{path}: not a classifier training checkpoint")
         if ckpt.get("key") != self.key:
-            raise BenchError(f"{path}: checkpoint was written for other classifier settings or data "
-                             f"(key {ckpt.get('key')} != {self.key}); delete it or run without resume")
+            raise BenchError(
+                f"{path}: checkpoint was written for other classifier settings or data "
+                f"(key {ckpt.get('key')} != {self.key}); delete it or run without resume"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
         self.gen.set_state(ckpt["generator"].cpu())
         self.best = ckpt["best_model"]
-        self.state = TrainState(ckpt["step"], ckpt["best_auc"], ckpt["best_step"], ckpt["bad_evals"],
-                                ckpt["done"], [list(h) for h in ckpt["history"]])
+        self.state = TrainState(
+            ckpt["step"],
+            ckpt["best_auc"],
+            ckpt["best_step"],
+            ckpt["bad_evals"],
+            ckpt["done"],
+            [list(h) for h in ckpt["history"]],
+        )
 
     def step(self) -> float:
         """One optimisation step on a balanced, augmented batch; returns the loss."""
@@ -166,8 +188,9 @@ class ClassifierTrainer:
 
     def evaluate(self) -> float:
         """Tune-split AUC; updates best weights and the patience counter."""
-        logits = dataset_logits(self.model, self.val_data, self.cfg.eval.batch_size, self.cfg.train.bf16,
-                                self.c.channels_last)
+        logits = dataset_logits(
+            self.model, self.val_data, self.cfg.eval.batch_size, self.cfg.train.bf16, self.c.channels_last
+        )
         auc = auc_or_nan(self.val_data.domains, logits)
         s = self.state
         loss = float(np.mean(self.losses)) if self.losses else float("nan")
@@ -220,5 +243,6 @@ def train_classifier(
                 auc = trainer.evaluate()
                 bar.set_postfix(loss=f"{loss:.3f}", tune_auc=f"{auc:.3f}", best=f"{trainer.state.best_auc:.3f}")
                 save_checkpoint(checkpoint, trainer.checkpoint())
-    return TrainOutcome(trainer.finish(), trainer.state.best_auc, trainer.state,
-                        time.perf_counter() - t0, resumed_from=start)
+    return TrainOutcome(
+        trainer.finish(), trainer.state.best_auc, trainer.state, time.perf_counter() - t0, resumed_from=start
+    )

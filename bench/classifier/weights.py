@@ -5,6 +5,7 @@ A user checkpoint with a 2-class softmax head (Healthy, Pneumonia) is converted 
 logit = z_1 - z_0, which gives the same P(pneumonia) and CAM. Files are ``.safetensors`` or torch
 state dicts read with ``weights_only=True``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,7 +31,7 @@ def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
     out = dict(state)
     for prefix in ("module.", "net."):
         if out and all(k.startswith(prefix) for k in out):
-            out = {k[len(prefix):]: v for k, v in out.items()}
+            out = {k[len(prefix) :]: v for k, v in out.items()}
     return out
 
 
@@ -82,8 +83,9 @@ def load_weights(model: DenseNetClassifier, state: dict[str, Any], source: str) 
     model.net.load_state_dict(state, strict=True)
 
 
-def load_classifier(state: dict[str, Any], source: str, device: torch.device | str = "cpu",
-                    channels_last: bool = False) -> DenseNetClassifier:
+def load_classifier(
+    state: dict[str, Any], source: str, device: torch.device | str = "cpu", channels_last: bool = False
+) -> DenseNetClassifier:
     """A classifier holding ``state`` (timm names, a 2-class head or our weights file), on
     ``device``, in eval mode; ``source`` names the origin in error messages."""
     model = build_classifier(0, "cpu")
@@ -109,7 +111,8 @@ def read_weights_file(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def load_user_classifier(path: str | Path, device: torch.device | str,
-                         channels_last: bool = False) -> DenseNetClassifier:
+def load_user_classifier(
+    path: str | Path, device: torch.device | str, channels_last: bool = False
+) -> DenseNetClassifier:
     """A classifier with user-supplied weights (``cfg.classifier.weights``), in eval mode."""
     return load_classifier(read_weights_file(path), str(path), device, channels_last)

@@ -1,4 +1,5 @@
 """Data layer: RSNA reader, decode-once cache, built-in synthetic radiographs, torch dataset."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,8 +59,14 @@ def default_data_root(cfg: DataConfig, progress: bool = True) -> Path:
 
     root = synthetic_root(cfg)
     if not (root / "synthetic.json").is_file():
-        generate(root, SynthConfig(n_pneumonia=cfg.synth_pneumonia, n_healthy=cfg.synth_healthy,
-                                   size=cfg.synth_size, seed=cfg.synth_seed), progress=progress, overwrite=True)
+        generate(
+            root,
+            SynthConfig(
+                n_pneumonia=cfg.synth_pneumonia, n_healthy=cfg.synth_healthy, size=cfg.synth_size, seed=cfg.synth_seed
+            ),
+            progress=progress,
+            overwrite=True,
+        )
     return root
 
 
@@ -76,8 +83,10 @@ def open_data(cfg: DataConfig, progress: bool = True) -> PreparedData:
     cache = prepare_cache(labels, cfg.size, strict=cfg.strict, progress=progress)
     parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
     position = {pid: i for i, pid in enumerate(cache.patient_ids)}
-    idx = {k: np.array(sorted(position[p.patient_id] for p in v if p.patient_id in position), dtype=np.int64)
-           for k, v in parts.items()}
+    idx = {
+        k: np.array(sorted(position[p.patient_id] for p in v if p.patient_id in position), dtype=np.int64)
+        for k, v in parts.items()
+    }
     return PreparedData(
         root=root,
         synthetic=cfg.root is None or (root / "synthetic.json").is_file(),

@@ -8,6 +8,7 @@ a temporary folder and renamed into place, so an interrupted build is never mist
 On synthetic data the cache also holds ``masks.npy`` (lesion masks) and ``twins.npy`` (each image
 without its lesions, see :func:`twin_and_mask`) at the working size.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -138,13 +139,17 @@ def twin_and_mask(image: np.ndarray, lift: np.ndarray, size: int) -> tuple[np.nd
 def _box_rows_problem(labels: Labels, pat: Patient, rows: int, cols: int) -> Problem | None:
     for (x, y, w, h), line in zip(pat.boxes, pat.rows):
         if x + w > cols or y + h > rows:
-            return Problem(str(labels.layout.labels),
-                           f"box ({x:g}, {y:g}, {w:g}, {h:g}) extends outside the {cols}x{rows} image of {pat.patient_id}", line)
+            return Problem(
+                str(labels.layout.labels),
+                f"box ({x:g}, {y:g}, {w:g}, {h:g}) extends outside the {cols}x{rows} image of {pat.patient_id}",
+                line,
+            )
     return None
 
 
-def _decode_one(labels: Labels, pat: Patient,
-                size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _decode_one(
+    labels: Labels, pat: Patient, size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Working-size image, boxes, lesion mask and lesion-free twin (the last two on synthetic data)."""
     lay = labels.layout
     dec = read_dicom(lay.images / f"{pat.patient_id}.dcm")
@@ -162,19 +167,24 @@ def _decode_one(labels: Labels, pat: Patient,
     return image, boxes, mask, None
 
 
-def content_hash(patients: list[Patient], boxes: np.ndarray, images: np.ndarray, masks: np.ndarray | None,
-                 twins: np.ndarray | None = None) -> str:
+def content_hash(
+    patients: list[Patient],
+    boxes: np.ndarray,
+    images: np.ndarray,
+    masks: np.ndarray | None,
+    twins: np.ndarray | None = None,
+) -> str:
     """Hash of the data a run sees (decoded pixels included), independent of file times and places,
     so the same data gives the same hash on every machine."""
     h = hashlib.sha256()
     h.update(json.dumps([[p.patient_id, p.cls, p.domain] for p in patients]).encode())
     h.update(np.ascontiguousarray(boxes, dtype=np.float32).tobytes())
     for block in range(0, len(images), 256):
-        h.update(np.ascontiguousarray(images[block:block + 256]).tobytes())
+        h.update(np.ascontiguousarray(images[block : block + 256]).tobytes())
         if masks is not None:
-            h.update(np.ascontiguousarray(masks[block:block + 256]).tobytes())
+            h.update(np.ascontiguousarray(masks[block : block + 256]).tobytes())
         if twins is not None:
-            h.update(np.ascontiguousarray(twins[block:block + 256]).tobytes())
+            h.update(np.ascontiguousarray(twins[block : block + 256]).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -213,9 +223,13 @@ def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progre
         for arr in (images, masks, twins):
             if arr is not None:
                 arr.flush()
-        content = content_hash(kept, boxes[: len(kept)], images[: len(kept)],
-                               None if masks is None else masks[: len(kept)],
-                               None if twins is None else twins[: len(kept)])
+        content = content_hash(
+            kept,
+            boxes[: len(kept)],
+            images[: len(kept)],
+            None if masks is None else masks[: len(kept)],
+            None if twins is None else twins[: len(kept)],
+        )
         index = {
             "version": CACHE_VERSION,
             "key": key,
@@ -268,15 +282,20 @@ def _open(dest: Path, reused: bool) -> Cache:
     )
 
 
-def prepare_cache(labels: Labels, size: int, strict: bool = False, progress: bool = True,
-                  root: Path | None = None) -> Cache:
+def prepare_cache(
+    labels: Labels, size: int, strict: bool = False, progress: bool = True, root: Path | None = None
+) -> Cache:
     """Open the cache for these labels and size, building it first if it does not exist."""
     key = cache_key(labels, size)
     dest = (root or cache_root()) / f"{key}-{size}px"
     if (dest / "index.json").is_file():
         cache = _open(dest, reused=True)
         if strict and (cache.problems or cache.missing):
-            first = cache.problems[0] if cache.problems else Problem(str(labels.layout.images), f"{len(cache.missing)} image files are missing")
+            first = (
+                cache.problems[0]
+                if cache.problems
+                else Problem(str(labels.layout.images), f"{len(cache.missing)} image files are missing")
+            )
             raise DataError(first.path, first.what, first.row)
         return cache
     check_writable_dir(dest.parent, "cache folder")

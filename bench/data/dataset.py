@@ -1,4 +1,5 @@
 """Torch dataset over a decoded cache, serving dict samples (torchxrayvision style)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,7 +58,9 @@ class RSNADataset(Dataset):
             "domain": torch.from_numpy(self.domains[idx]),
             "boxes": torch.from_numpy(self.boxes[idx]),
             "n_boxes": torch.from_numpy(self.n_boxes[idx]),
-            "box_mask": torch.from_numpy(rasterize_boxes(self.boxes[idx], self.n_boxes[idx], self.size)).unsqueeze(1).float(),
+            "box_mask": torch.from_numpy(rasterize_boxes(self.boxes[idx], self.n_boxes[idx], self.size))
+            .unsqueeze(1)
+            .float(),
             "patientId": [self.patient_ids[i] for i in idx],
         }
         if self.has_lesion_masks:

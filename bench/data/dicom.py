@@ -5,6 +5,7 @@ files); the modality and VOI LUTs are applied when present, MONOCHROME1 is inver
 bone is bright, and anything wider than 8 bits is scaled linearly from its own min/max to
 [0, 255]. Every failure is a :class:`DataError` naming the file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,12 +71,16 @@ def _check_geometry(path: Path, ds: pydicom.Dataset) -> tuple[int, int]:
     samples = int(ds.get("SamplesPerPixel", 1))
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if samples != 1 or not photometric.startswith("MONOCHROME"):
-        raise DataError(path, f"colour image ({photometric}, {samples} samples per pixel); expected a greyscale radiograph")
+        raise DataError(
+            path, f"colour image ({photometric}, {samples} samples per pixel); expected a greyscale radiograph"
+        )
     rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
     if rows <= 0 or cols <= 0:
         raise DataError(path, f"invalid image size {rows}x{cols}")
     if rows != cols:
-        raise DataError(path, f"image is {cols}x{rows} (width x height), not square; the benchmark needs square radiographs")
+        raise DataError(
+            path, f"image is {cols}x{rows} (width x height), not square; the benchmark needs square radiographs"
+        )
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         raise DataError(path, "multi-frame DICOM; expected a single radiograph")
     return rows, cols

@@ -1,4 +1,5 @@
 """Looking at a data folder: counts (``data info``) and a contact sheet (``data preview``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,12 @@ def image_status(labels: Labels, progress: bool = True, usable: set[str] | None 
             continue
         if usable is not None:
             usable.add(pat.patient_id)
-    return {"images_found": found, "images_missing": missing, "unreadable": len(unreadable),
-            "unreadable_files": unreadable}
+    return {
+        "images_found": found,
+        "images_missing": missing,
+        "unreadable": len(unreadable),
+        "unreadable_files": unreadable,
+    }
 
 
 def data_info(root: Path, cfg: DataConfig, progress: bool = True) -> dict[str, Any]:
@@ -66,8 +71,10 @@ def split_image_counts(labels: Labels, cfg: DataConfig, usable: set[str]) -> dic
     """Per split and domain, the patients whose image is present and readable."""
     parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
     names = {0: "healthy", 1: "pneumonia"}
-    return {k: {names[d]: sum(p.domain == d and p.patient_id in usable for p in v) for d in (1, 0)}
-            for k, v in parts.items()}
+    return {
+        k: {names[d]: sum(p.domain == d and p.patient_id in usable for p in v) for d in (1, 0)}
+        for k, v in parts.items()
+    }
 
 
 def print_unlabelled(names: list[str], shown: int = 5) -> None:
@@ -91,18 +98,26 @@ def format_info(info: dict[str, Any]) -> str:
     lines += [f"  {c}: {n:,}" for c, n in info["classes"].items()]
     per = ", ".join(f"{k}: {v:,}" for k, v in info["boxes_per_patient"].items())
     lines.append(f"boxes: {info['boxes']:,} (boxes per Lung Opacity patient - {per})")
-    lines.append(f"images: {info['images_found']:,} found, {info['images_missing']:,} missing, "
-                 f"{info['unreadable']:,} unreadable")
+    lines.append(
+        f"images: {info['images_found']:,} found, {info['images_missing']:,} missing, {info['unreadable']:,} unreadable"
+    )
     lines += [f"  {u}" for u in info["unreadable_files"][:10]]
     for part, counts in info["split"].items():
         usable = info["split_images"][part]
-        lines.append(f"split {part}: patients " + ", ".join(f"{d} {n:,}" for d, n in counts.items())
-                     + f" (total {sum(counts.values()):,}); usable images "
-                     + ", ".join(f"{d} {n:,}" for d, n in usable.items()) + f" (total {sum(usable.values()):,})")
+        lines.append(
+            f"split {part}: patients "
+            + ", ".join(f"{d} {n:,}" for d, n in counts.items())
+            + f" (total {sum(counts.values()):,}); usable images "
+            + ", ".join(f"{d} {n:,}" for d, n in usable.items())
+            + f" (total {sum(usable.values()):,})"
+        )
     if info["unlabelled_images"]:
         more = ", ..." if info["unlabelled_images"] > 5 else ""
-        lines.append(f"images without a row in {info['labels_file']} (not used): {info['unlabelled_images']:,} - "
-                     + ", ".join(info["unlabelled_files"][:5]) + more)
+        lines.append(
+            f"images without a row in {info['labels_file']} (not used): {info['unlabelled_images']:,} - "
+            + ", ".join(info["unlabelled_files"][:5])
+            + more
+        )
     if info["problems"]:
         lines.append(f"label problems (rows skipped): {info['problems']}")
         lines += [f"  {p}" for p in info["problem_lines"]]
@@ -136,7 +151,10 @@ def preview_sheet(data: PreparedData, out: Path, n: int = 12, columns: int = 4) 
         ax.set_title(f"{label}\n{batch['patientId'][i][:13]}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.suptitle(f"{data.root.name}: {ds.size}px, boxes red" + (", exact lesion masks cyan" if ds.has_lesion_masks else ""), fontsize=9)
+    fig.suptitle(
+        f"{data.root.name}: {ds.size}px, boxes red" + (", exact lesion masks cyan" if ds.has_lesion_masks else ""),
+        fontsize=9,
+    )
     fig.tight_layout()
     atomic_write_figure(fig, out, dpi=100)
     plt.close(fig)

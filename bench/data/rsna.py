@@ -5,6 +5,7 @@ domains (Pneumonia = 'Lung Opacity', Healthy = 'Normal'; 'No Lung Opacity / Not 
 excluded unless asked for) and split 9:1 train/validation, stratified by domain, with a split
 that depends only on the patientId and the seed (not on file order or on which images exist).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -115,8 +116,14 @@ def find_layout(root: str | Path) -> Layout:
     classes = first(CLASS_FILES, "class-info CSV")
     images = first(IMAGE_DIRS, "image folder", is_dir=True)
     masks, lifts = root / MASK_DIR, root / LIFT_DIR
-    return Layout(root, labels, classes, images, masks if masks.is_dir() else None,
-                  lifts if masks.is_dir() and lifts.is_dir() else None)
+    return Layout(
+        root,
+        labels,
+        classes,
+        images,
+        masks if masks.is_dir() else None,
+        lifts if masks.is_dir() and lifts.is_dir() else None,
+    )
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
@@ -211,7 +218,13 @@ def read_labels(root: str | Path, include_not_normal: bool = False, strict: bool
             problems.append(Problem(str(layout.classes), f"patient {pid} has no row in {layout.labels.name}", line))
     for pat in patients.values():
         if len(pat.boxes) > MAX_BOXES:
-            problems.append(Problem(str(layout.labels), f"patient {pat.patient_id} has {len(pat.boxes)} boxes (at most {MAX_BOXES})", pat.rows[-1]))
+            problems.append(
+                Problem(
+                    str(layout.labels),
+                    f"patient {pat.patient_id} has {len(pat.boxes)} boxes (at most {MAX_BOXES})",
+                    pat.rows[-1],
+                )
+            )
             bad.add(pat.patient_id)
     if strict and problems:
         raise DataError(problems[0].path, problems[0].what, problems[0].row)
@@ -219,8 +232,9 @@ def read_labels(root: str | Path, include_not_normal: bool = False, strict: bool
     return Labels(layout, kept, problems)
 
 
-def _label_row_problem(pid: str, x: float, y: float, w: float, h: float, target: object,
-                       classes: dict[str, tuple[str, int]]) -> str | None:
+def _label_row_problem(
+    pid: str, x: float, y: float, w: float, h: float, target: object, classes: dict[str, tuple[str, int]]
+) -> str | None:
     try:
         t = float(target)
     except (TypeError, ValueError):
@@ -262,8 +276,9 @@ def split_of(patient_id: str, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_patients(patients: list[Patient], val_fraction: float = 0.1, seed: int = 0,
-                   tune_fraction: float = 0.1) -> dict[str, list[Patient]]:
+def split_patients(
+    patients: list[Patient], val_fraction: float = 0.1, seed: int = 0, tune_fraction: float = 0.1
+) -> dict[str, list[Patient]]:
     """Deterministic stratified train/tune/test split from the patientId hashes, per domain.
 
     The lowest ``val_fraction`` of hashes form the test split (the paper's validation split, on which
@@ -273,13 +288,14 @@ def split_patients(patients: list[Patient], val_fraction: float = 0.1, seed: int
     """
     out: dict[str, list[Patient]] = {"train": [], "tune": [], "test": []}
     for domain in sorted({p.domain for p in patients if p.domain != EXCLUDED}):
-        members = sorted((p for p in patients if p.domain == domain),
-                         key=lambda p: (split_of(p.patient_id, seed), p.patient_id))
+        members = sorted(
+            (p for p in patients if p.domain == domain), key=lambda p: (split_of(p.patient_id, seed), p.patient_id)
+        )
         n_test = int(round(len(members) * val_fraction))
         n_tune = int(round((len(members) - n_test) * tune_fraction))
         out["test"].extend(members[:n_test])
-        out["tune"].extend(members[n_test:n_test + n_tune])
-        out["train"].extend(members[n_test + n_tune:])
+        out["tune"].extend(members[n_test : n_test + n_tune])
+        out["train"].extend(members[n_test + n_tune :])
     for part in out.values():
         part.sort(key=lambda p: p.patient_id)
     return out

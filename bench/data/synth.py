@@ -44,6 +44,7 @@ complete: files are written into a hidden sibling directory that is renamed at t
 Anatomy is rendered at half the image size and upsampled (lesions, lung mask, blur and noise at
 full size); 2,000 images of 256 px take about half a minute on one CPU core.
 """
+
 from __future__ import annotations
 
 import csv
@@ -65,6 +66,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from bench.data import rsna_stats
+from bench.data.rsna import LIFT_DIR, LIFT_SCALE
 from bench.domains import (
     CLASS_COLUMNS,
     CLASS_FILES,
@@ -76,7 +78,6 @@ from bench.domains import (
     NORMAL,
     NOT_NORMAL,
 )
-from bench.data.rsna import LIFT_DIR, LIFT_SCALE
 from bench.errors import BenchError
 
 GENERATOR_NAME = "lesionbench-synth"
@@ -158,8 +159,10 @@ class Pose:
         """Normalized image (x, y) of canonical points (u, v)."""
         c, s = np.cos(self.angle), np.sin(self.angle)
         a, b = u - 0.5, v - 0.5
-        return (0.5 + self.shift_x + self.scale_x * (c * a - s * b),
-                0.5 + self.shift_y + self.scale_y * (s * a + c * b))
+        return (
+            0.5 + self.shift_x + self.scale_x * (c * a - s * b),
+            0.5 + self.shift_y + self.scale_y * (s * a + c * b),
+        )
 
 
 @dataclass(frozen=True)
@@ -233,8 +236,7 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
         dome=(_uniform(rng, 0.1, 0.18), _uniform(rng, 0.08, 0.15)),
         lateral=(lateral + _normal(rng, 0.0, 0.008), lateral + _normal(rng, 0.0, 0.008)),
         medial=_normal(rng, 0.06, 0.006),
-        heart=(_normal(rng, 0.4, 0.015), _normal(rng, 0.69, 0.02), _normal(rng, 0.095, 0.01),
-               _normal(rng, 0.2, 0.015)),
+        heart=(_normal(rng, 0.4, 0.015), _normal(rng, 0.69, 0.02), _normal(rng, 0.095, 0.01), _normal(rng, 0.2, 0.015)),
         body_half_width=_uniform(rng, 0.43, 0.5),
         shoulder=_normal(rng, 0.12, 0.02),
         neck_half_width=_uniform(rng, 0.085, 0.115),
@@ -261,8 +263,9 @@ def sample_exposure(rng: np.random.Generator, size: int) -> Exposure:
     )
 
 
-def _truncated_normal(rng: np.random.Generator, mean: np.ndarray, cov: np.ndarray,
-                      low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def _truncated_normal(
+    rng: np.random.Generator, mean: np.ndarray, cov: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> np.ndarray:
     """One draw of a multivariate normal, redrawn (then clipped) to lie within [low, high]."""
     for _ in range(20):
         x = rng.multivariate_normal(mean, cov, method="cholesky")
@@ -311,22 +314,21 @@ def sample_boxes(rng: np.random.Generator, layout: tuple[int, int] | None = None
     boxes: list[np.ndarray] = []
     if n == 1:
         mean, cov = rsna_stats.SINGLE_BOX_GAUSSIAN[sides[0]]
-        boxes.append(_features_to_box(_truncated_normal(rng, np.array(mean), np.array(cov),
-                                                         *_side_bounds(sides[0]))))
+        boxes.append(_features_to_box(_truncated_normal(rng, np.array(mean), np.array(cov), *_side_bounds(sides[0]))))
         return np.array(boxes)
     if n_left >= 1 and n - n_left >= 1:
         mean, cov = rsna_stats.OPPOSITE_PAIR_GAUSSIAN
         low_l, high_l = _side_bounds("left")
         low_r, high_r = _side_bounds("right")
-        pair = _truncated_normal(rng, np.array(mean), np.array(cov),
-                                 np.concatenate([low_l, low_r]), np.concatenate([high_l, high_r]))
+        pair = _truncated_normal(
+            rng, np.array(mean), np.array(cov), np.concatenate([low_l, low_r]), np.concatenate([high_l, high_r])
+        )
         boxes += [_features_to_box(pair[:4]), _features_to_box(pair[4:])]
-        sides = sides[1:n_left] + sides[n_left + 1:]
+        sides = sides[1:n_left] + sides[n_left + 1 :]
     for side in sides:
         mean, cov = rsna_stats.ANY_BOX_GAUSSIAN[side]
         for _ in range(30):
-            box = _features_to_box(_truncated_normal(rng, np.array(mean), np.array(cov),
-                                                     *_side_bounds(side)))
+            box = _features_to_box(_truncated_normal(rng, np.array(mean), np.array(cov), *_side_bounds(side)))
             if all(_iou(box, b) <= 0.05 for b in boxes):
                 break
         boxes.append(box)
@@ -398,7 +400,7 @@ def lung_margin(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
         d_med = d_apex - (d_apex - an.medial) * _apex_round(q, 0.3)
         d_med = np.maximum(d_med, _heart_reach(v, an, sign))
         if sign > 0:
-            d_med = d_med + 0.02 * np.exp(-((v - an.heart[0] + 0.06) / 0.035) ** 2)
+            d_med = d_med + 0.02 * np.exp(-(((v - an.heart[0] + 0.06) / 0.035) ** 2))
         centre = 0.5 * (an.medial + an.lateral[side]) - 0.01
         half = 0.62 * (an.lateral[side] - an.medial)
         bump = np.clip(1.0 - ((d - centre) / half) ** 2, 0.0, 1.0)
@@ -434,8 +436,7 @@ def _shoulder_density(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
     return 0.3 * heads + 0.05 * scapula
 
 
-def _rib_density(u: np.ndarray, v: np.ndarray, an: Anatomy, lung: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
+def _rib_density(u: np.ndarray, v: np.ndarray, an: Anatomy, lung: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Posterior ribs (arcs falling laterally) and fainter anterior ribs, with bright cortices."""
     d = np.abs(u - an.mid)
     bend = 1.0 + 1.2 * np.clip(v - an.rib_top, 0.0, None)
@@ -445,14 +446,14 @@ def _rib_density(u: np.ndarray, v: np.ndarray, an: Anatomy, lung: np.ndarray,
     width = rng.uniform(0.16, 0.22, 12).astype(np.float32)[index]
     offset = rng.normal(0.0, 0.04, 12).astype(np.float32)[index]
     band = np.abs(phase - np.floor(phase) - 0.5 - offset) / width
-    cortex = np.exp(-band ** 10) * (0.6 + 0.4 * np.clip(band, 0.0, 1.0) ** 2)
+    cortex = np.exp(-(band**10)) * (0.6 + 0.4 * np.clip(band, 0.0, 1.0) ** 2)
     reach = an.body_half_width - 0.02
     valid = (phase > 0.0) & (phase < 9.6) & (d < reach)
     posterior = cortex * valid * _smoothstep((d - 0.03) / 0.03) * _smoothstep((reach - d) / 0.05)
     w_ant = v + 0.42 * (d - 0.42)
     phase_a = (w_ant - an.rib_top - 0.06) / (an.rib_spacing * 1.05)
     band_a = np.abs(phase_a - np.floor(phase_a) - 0.5) / 0.16
-    anterior = np.exp(-band_a ** 6) * (phase_a > 0.5) * (phase_a < 6.0)
+    anterior = np.exp(-(band_a**6)) * (phase_a > 0.5) * (phase_a < 6.0)
     anterior *= _smoothstep((d - 0.12) / 0.12) * (d < reach)
     return an.rib_density * (posterior * (0.45 + 0.55 * lung) + 0.4 * anterior * lung)
 
@@ -465,18 +466,18 @@ def _clavicle_density(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
     thick = 0.017 + 0.006 * np.clip(1.0 - t, 0.0, 1.0)
     band = np.abs(v - centre) / thick
     ends = _smoothstep(t / 0.08) * _smoothstep((1.0 - t) / 0.06)
-    return 0.3 * np.exp(-band ** 6) * (0.75 + 0.25 * np.clip(band, 0.0, 1.0) ** 2) * ends
+    return 0.3 * np.exp(-(band**6)) * (0.75 + 0.25 * np.clip(band, 0.0, 1.0) ** 2) * ends
 
 
 def _spine_density(u: np.ndarray, v: np.ndarray, an: Anatomy) -> np.ndarray:
     """Vertebral column with brighter end plates and dark disc spaces; trachea as negative density."""
     du = np.abs(u - an.mid)
-    column = np.exp(-(du / 0.04) ** 6)
+    column = np.exp(-((du / 0.04) ** 6))
     level = (v - 0.05) / 0.048
     frac = level - np.floor(level)
-    plates = 0.8 + 0.2 * np.cos(2.0 * np.pi * frac) - 0.25 * np.exp(-((frac - 0.5) / 0.06) ** 2)
-    pedicles = 0.25 * np.exp(-((du - 0.028) / 0.008) ** 2) * np.exp(-((frac - 0.3) / 0.15) ** 2)
-    trachea = np.exp(-(du / 0.016) ** 4) * _smoothstep((0.37 - v) / 0.05)
+    plates = 0.8 + 0.2 * np.cos(2.0 * np.pi * frac) - 0.25 * np.exp(-(((frac - 0.5) / 0.06) ** 2))
+    pedicles = 0.25 * np.exp(-(((du - 0.028) / 0.008) ** 2)) * np.exp(-(((frac - 0.3) / 0.15) ** 2))
+    trachea = np.exp(-((du / 0.016) ** 4)) * _smoothstep((0.37 - v) / 0.05)
     return 0.22 * column * plates + 0.15 * pedicles - 0.16 * trachea
 
 
@@ -493,7 +494,7 @@ def _vessel_density(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: 
         table = ndimage.gaussian_filter(table, (0.6, 1.2), mode="wrap")
         angle = (theta + np.pi) * (56 / (2 * np.pi)) + 3.0 * np.sin(r / 0.05)
         streak = np.clip((_polar_lookup(table, angle, r / 0.04) - 0.45) * 4.0, 0.0, 1.0)
-        out += 0.12 * streak * np.exp(-r / 0.16) + 0.2 * np.exp(-(r / 0.045) ** 2)
+        out += 0.12 * streak * np.exp(-r / 0.16) + 0.2 * np.exp(-((r / 0.045) ** 2))
     return out
 
 
@@ -514,8 +515,9 @@ def _polar_lookup(table: np.ndarray, angle: np.ndarray, radius: np.ndarray) -> n
     return top * (1 - fa) + bottom * fa
 
 
-def render_anatomy(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy,
-                   px: float) -> tuple[np.ndarray, np.ndarray]:
+def render_anatomy(
+    rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy, px: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Density of a healthy chest and the signed distance to its lungs at canonical coordinates.
 
     ``px`` is the width of one pixel in canonical units.
@@ -524,8 +526,7 @@ def render_anatomy(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: A
     depth = np.clip(margin / px + 0.5, 0.0, 1.0) * (0.45 + 0.55 * np.clip(margin / 0.07, 0.0, 1.0) ** 0.6)
     body = _body_density(u, v, an, px)
     du = u - an.mid
-    heart = _smoothstep((np.where(du > 0, _heart_reach(v, an, 1.0), _heart_reach(v, an, -1.0))
-                         - np.abs(du)) / 0.04)
+    heart = _smoothstep((np.where(du > 0, _heart_reach(v, an, 1.0), _heart_reach(v, an, -1.0)) - np.abs(du)) / 0.04)
     density = 0.95 * body + 0.06 * heart
     density -= 0.66 * depth * body
     density += _vessel_density(rng, u, v, an) * depth
@@ -602,14 +603,15 @@ def _recentre_on_lung(box: np.ndarray, lung_mask: np.ndarray) -> np.ndarray:
     cx = 0.5 * (box[0] + box[2])
     side = lung_mask.copy()
     side[:, : size // 2] &= cx < size / 2
-    side[:, size // 2:] &= cx >= size / 2
+    side[:, size // 2 :] &= cx >= size / 2
     ys, xs = np.nonzero(side if side.any() else lung_mask)
     dx, dy = xs.mean() + 0.5 - cx, ys.mean() + 0.5 - 0.5 * (box[1] + box[3])
     return np.clip(box + np.array([dx, dy, dx, dy]), 0.0, size)
 
 
-def _lesion(rng: np.random.Generator, box: np.ndarray, lung_mask: np.ndarray,
-            size: int) -> tuple[tuple[slice, slice], np.ndarray]:
+def _lesion(
+    rng: np.random.Generator, box: np.ndarray, lung_mask: np.ndarray, size: int
+) -> tuple[tuple[slice, slice], np.ndarray]:
     """Patchy opacity density inside one box, zero outside the lung and the box's ellipse."""
     sl, window = _ellipse_window(box)
     shape = window.shape
@@ -629,8 +631,7 @@ def _lesion(rng: np.random.Generator, box: np.ndarray, lung_mask: np.ndarray,
     return sl, (strength * np.clip(raw / 0.22, 0.0, 1.0) ** 0.8 * mottle).astype(np.float32)
 
 
-def _reader_box(mask: np.ndarray, sl: tuple[slice, slice], limit: np.ndarray,
-                rng: np.random.Generator) -> Box:
+def _reader_box(mask: np.ndarray, sl: tuple[slice, slice], limit: np.ndarray, rng: np.random.Generator) -> Box:
     """Integer (x, y, w, h) around a lesion mask (the image part ``sl``) with a small margin.
 
     The box stays inside ``limit`` (x0, y0, x1, y1), the box the lesion was drawn in.
@@ -647,18 +648,19 @@ def _reader_box(mask: np.ndarray, sl: tuple[slice, slice], limit: np.ndarray,
     return bx0, by0, bx1 - bx0, by1 - by0
 
 
-def _add_findings(rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy,
-                  lung_mask: np.ndarray, px: float) -> np.ndarray:
+def _add_findings(
+    rng: np.random.Generator, u: np.ndarray, v: np.ndarray, an: Anatomy, lung_mask: np.ndarray, px: float
+) -> np.ndarray:
     """Extra density of non-pneumonia findings: leads and lines, calcified nodules."""
     out = np.zeros_like(u)
     if rng.random() < 0.6:
         for _ in range(rng.integers(2, 5)):
             cu, cv = _uniform(rng, 0.15, 0.85), _uniform(rng, 0.15, 0.6)
             r = np.sqrt((u - cu) ** 2 + (v - cv) ** 2)
-            out += 0.5 * np.exp(-((r - 0.018) / max(0.004, px)) ** 2)
+            out += 0.5 * np.exp(-(((r - 0.018) / max(0.004, px)) ** 2))
         a, b, c = _uniform(rng, -1.5, 1.5), _uniform(rng, 0.1, 0.9), _uniform(rng, 0.02, 0.3)
         curve = b + c * (v - 0.1) + 0.1 * a * (v - 0.4) ** 2
-        out += 0.35 * np.exp(-((u - curve) / max(0.003, px)) ** 2) * (v < _uniform(rng, 0.4, 0.9))
+        out += 0.35 * np.exp(-(((u - curve) / max(0.003, px)) ** 2)) * (v < _uniform(rng, 0.4, 0.9))
     if rng.random() < 0.5:
         ys, xs = np.nonzero(lung_mask)
         for i in rng.choice(len(ys), size=int(rng.integers(1, 4)), replace=False):
@@ -725,8 +727,9 @@ def _grey(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.clip((signal + noise) * 255.0, 0.0, 255.0)
 
 
-def render_case(rng: np.random.Generator, size: int, label: str = LUNG_OPACITY,
-                with_lesions: bool = True) -> tuple[np.ndarray, np.ndarray, list[Box]]:
+def render_case(
+    rng: np.random.Generator, size: int, label: str = LUNG_OPACITY, with_lesions: bool = True
+) -> tuple[np.ndarray, np.ndarray, list[Box]]:
     """Render one radiograph of class ``label``: (uint8 image, bool lesion mask, boxes x y w h).
 
     ``with_lesions=False`` renders the same pneumonia case with the opacities left out (same
@@ -736,8 +739,9 @@ def render_case(rng: np.random.Generator, size: int, label: str = LUNG_OPACITY,
     return np.round(grey if with_lesions else twin).astype(np.uint8), mask, boxes
 
 
-def render_case_and_lift(rng: np.random.Generator, size: int,
-                         label: str = LUNG_OPACITY) -> tuple[np.ndarray, np.ndarray, list[Box], np.ndarray]:
+def render_case_and_lift(
+    rng: np.random.Generator, size: int, label: str = LUNG_OPACITY
+) -> tuple[np.ndarray, np.ndarray, list[Box], np.ndarray]:
     """Like :func:`render_case`, plus the lesions' *lift*: float32 grey levels they add to each pixel.
 
     The lift is the exact difference between the unrounded grey levels of the image and of its
@@ -751,8 +755,7 @@ def render_case_and_lift(rng: np.random.Generator, size: int,
     return np.round(grey).astype(np.uint8), mask, boxes, lift
 
 
-def _render(rng: np.random.Generator, size: int,
-            label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Box]]:
+def _render(rng: np.random.Generator, size: int, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Box]]:
     """Unrounded grey levels of the image and of its lesion-free twin, lesion mask and boxes."""
     if label not in CLASS_STREAMS:
         raise ValueError(f"unknown class {label!r}; expected one of {sorted(CLASS_STREAMS)}")
@@ -908,8 +911,9 @@ def _validate(cfg: SynthConfig) -> None:
         raise SynthConfigError(f"synthetic data: jpeg_quality must be in 1..100, got {cfg.jpeg_quality}")
 
 
-def generate(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool = True,
-             overwrite: bool = False) -> dict:
+def generate(
+    out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool = True, overwrite: bool = False
+) -> dict:
     """Render a synthetic RSNA-layout data set into ``out_dir`` and return its manifest."""
     cfg = cfg or SynthConfig()
     _validate(cfg)
@@ -928,8 +932,7 @@ def generate(out_dir: str | Path, cfg: SynthConfig | None = None, progress: bool
         cases: list[tuple[str, str, list[Box]]] = []
         for label, index in tqdm(jobs, desc="synthetic radiographs", disable=not progress, unit="img"):
             case = make_case(cfg.seed, label, index, cfg.size)
-            write_dicom(tmp / IMAGE_DIR / f"{case.patient_id}.dcm", case.image, case.patient_id,
-                        cfg.jpeg_quality)
+            write_dicom(tmp / IMAGE_DIR / f"{case.patient_id}.dcm", case.image, case.patient_id, cfg.jpeg_quality)
             _write_mask(tmp / MASK_DIR / f"{case.patient_id}.png", case.mask)
             _write_lift(tmp / LIFT_DIR / f"{case.patient_id}.png", case.lift)
             cases.append((case.patient_id, case.label, case.boxes))

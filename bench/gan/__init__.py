@@ -28,6 +28,7 @@ Precision: with ``cfg.train.bf16`` the loss hooks (the forward passes) run under
 backward passes run outside it, losses are summed in float32, and the gradient penalty's double
 backward stays eager (nothing here is compiled). Translation and localization always run in fp32.
 """
+
 from bench.gan.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,

@@ -1,4 +1,5 @@
 """A GAN run's checkpoint (networks, optimizers, sampler, RNGs), its resume check and its loss log."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,8 +64,10 @@ def restore(trainer: GANTrainer, sampler: Sampler, state: dict[str, Any], path: 
     if state.get("format") != CHECKPOINT_FORMAT:
         raise BenchError(f"{path}: not a GAN training checkpoint")
     if state.get("identity") != identity:
-        raise BenchError(f"{path}: written with other data, model or method.{method.name} settings; "
-                         "use another output folder or drop --resume")
+        raise BenchError(
+            f"{path}: written with other data, model or method.{method.name} settings; "
+            "use another output folder or drop --resume"
+        )
     method.load_state_dict(state)
     trainer.load_state_dict(state["trainer"])
     sampler.load_state_dict(state["sampler"])

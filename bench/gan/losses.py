@@ -1,4 +1,5 @@
 """Loss pieces shared by the GAN methods: the WGAN-GP gradient penalty, L1, and summing terms."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
 """The base class of the GAN methods: networks and losses come from hooks, training from the trainer."""
+
 from __future__ import annotations
 
 import abc

@@ -1,4 +1,5 @@
 """All training randomness of a GAN run: shuffled index streams and the per-rank sampler."""
+
 from __future__ import annotations
 
 from typing import Any

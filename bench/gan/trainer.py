@@ -1,4 +1,5 @@
 """The shared adversarial trainer: optimizers, step schedule, (distributed) networks and the loop."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -161,13 +162,20 @@ def train(method: GANMethod, ctx: TrainContext) -> None:
         distributed.barrier()
 
 
-def _loop(trainer: GANTrainer, sampler: Sampler, ctx: TrainContext, path: Path, dist_info: DistInfo,
-          identity: str) -> None:
+def _loop(
+    trainer: GANTrainer, sampler: Sampler, ctx: TrainContext, path: Path, dist_info: DistInfo, identity: str
+) -> None:
     """The training loop proper, from ``trainer.iteration`` to ``cfg.train.iterations``."""
     method = trainer.method
     cfg = method.cfg.train
-    log = TrainLog(Path(ctx.out_dir) / LOG_NAME, trainer.iteration, cfg.iterations,
-               cfg.batch_size * dist_info.world_size, ctx.progress, dist_info.is_main)
+    log = TrainLog(
+        Path(ctx.out_dir) / LOG_NAME,
+        trainer.iteration,
+        cfg.iterations,
+        cfg.batch_size * dist_info.world_size,
+        ctx.progress,
+        dist_info.is_main,
+    )
     method.generator.train()
     method.critic.train()
     try:

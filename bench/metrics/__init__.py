@@ -18,6 +18,7 @@ Conventions shared by every function here:
   functions' per-resample statistics of several seeds can be averaged resample by resample
   (:func:`seed_mean_ci`).
 """
+
 from __future__ import annotations
 
 from bench.metrics._common import CHUNK_PIXELS, CI_BITS, POINT_BITS, normalize_maps
@@ -54,4 +55,41 @@ from bench.metrics.ranking import (
     spearman_per_image,
 )
 
-__all__ = ['CHUNK_PIXELS', 'CI_BITS', 'Cells', 'POINT_BITS', 'PooledROC', '_resample_counts', 'accuracy_healthy', 'bootstrap_ci', 'bootstrap_ci_detection', 'bootstrap_ci_pooled', 'bootstrap_ci_pooled_ap', 'bootstrap_stats', 'bootstrap_stats_detection', 'bootstrap_stats_pooled', 'bootstrap_stats_pooled_ap', 'detection_auc', 'energy_in_boxes', 'float32_keys', 'hit', 'localization_metrics', 'map_max', 'normalize_maps', 'otsu_iou_dice', 'paired_bootstrap_diff_ci', 'pairwise_auc_counts', 'per_image_ap', 'per_image_auc', 'pixel_change_rate', 'pooled_ap', 'pooled_auc', 'pooled_roc', 'rasterize_boxes', 'seed_mean_ci', 'spearman_per_image', 'to_uint8', 'youden_threshold']
+__all__ = [
+    "CHUNK_PIXELS",
+    "CI_BITS",
+    "Cells",
+    "POINT_BITS",
+    "PooledROC",
+    "_resample_counts",
+    "accuracy_healthy",
+    "bootstrap_ci",
+    "bootstrap_ci_detection",
+    "bootstrap_ci_pooled",
+    "bootstrap_ci_pooled_ap",
+    "bootstrap_stats",
+    "bootstrap_stats_detection",
+    "bootstrap_stats_pooled",
+    "bootstrap_stats_pooled_ap",
+    "detection_auc",
+    "energy_in_boxes",
+    "float32_keys",
+    "hit",
+    "localization_metrics",
+    "map_max",
+    "normalize_maps",
+    "otsu_iou_dice",
+    "paired_bootstrap_diff_ci",
+    "pairwise_auc_counts",
+    "per_image_ap",
+    "per_image_auc",
+    "pixel_change_rate",
+    "pooled_ap",
+    "pooled_auc",
+    "pooled_roc",
+    "rasterize_boxes",
+    "seed_mean_ci",
+    "spearman_per_image",
+    "to_uint8",
+    "youden_threshold",
+]

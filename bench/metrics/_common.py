@@ -1,4 +1,5 @@
 """Shared conventions of the metric functions: image stacks, chunked iteration, per-image normalization."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -40,9 +41,7 @@ def _image_chunks(n_images: int, pixels_per_image: int) -> Iterator[slice]:
         yield slice(start, min(n_images, start + step))
 
 
-def _normalized_chunks(
-    maps: np.ndarray, masks: np.ndarray
-) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+def _normalized_chunks(maps: np.ndarray, masks: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
     """Yield ``(image slice, normalized maps, bool masks)`` chunk by chunk, in image order."""
     maps, masks = _maps_and_masks(maps, masks)
     for sl in _image_chunks(maps.shape[0], maps.shape[1] * maps.shape[2]):
@@ -62,5 +61,3 @@ def normalize_maps(maps: np.ndarray) -> np.ndarray:
     lo = m.min(axis=axes, keepdims=True)
     span = m.max(axis=axes, keepdims=True) - lo
     return (m - lo) / np.where(span > 0, span, 1)
-
-

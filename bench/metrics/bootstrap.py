@@ -1,4 +1,5 @@
 """Bootstrap CIs over images: per-resample statistics (shared draws across seeds) and percentile intervals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,9 +31,7 @@ def _percentile_ci(stats: np.ndarray, alpha: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_stats(
-    per_image_values: np.ndarray, n_resamples: int = 1000, seed: int = 0
-) -> np.ndarray:
+def bootstrap_stats(per_image_values: np.ndarray, n_resamples: int = 1000, seed: int = 0) -> np.ndarray:
     """Per-resample bootstrap means of per-image values, shape ``(n_resamples,)``.
 
     Resamples all ``n`` images (NaN ones included) with the multiplicities ``w`` of
@@ -125,9 +124,7 @@ def _image_histograms(maps: np.ndarray, masks: np.ndarray, bits: int) -> Cells:
     return image, code >> 1, code & 1, count
 
 
-def _dense_block(
-    image: np.ndarray, col: np.ndarray, count: np.ndarray, n: int, c0: int, c1: int
-) -> np.ndarray:
+def _dense_block(image: np.ndarray, col: np.ndarray, count: np.ndarray, n: int, c0: int, c1: int) -> np.ndarray:
     """Dense ``(n, c1 - c0)`` histogram block of the sparse cells with ``c0 <= col < c1``."""
     sel = (col >= c0) & (col < c1)
     block = np.zeros((n, c1 - c0))
@@ -305,4 +302,3 @@ def bootstrap_ci_detection(
     """Percentile bootstrap CI of :func:`detection_auc` from :func:`bootstrap_stats_detection`."""
     stats = bootstrap_stats_detection(max_scores_pneumonia, max_scores_healthy, n_resamples, seed)
     return _percentile_ci(stats, alpha)
-

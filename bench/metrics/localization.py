@@ -1,4 +1,5 @@
 """Everything of SPEC 3.3 at once, as one summary per figure with its per-image values and resamples."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Pixel-level figures of SPEC 3.1-3.2 and box rasterizing: change rate, Youden threshold, accuracy."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,9 +56,7 @@ def youden_threshold(y_true: np.ndarray, scores: np.ndarray) -> float:
     threshold (nothing called Pneumonia, J = 0) is never returned: if no finite threshold has
     J > 0 the highest score is returned.
     """
-    fpr, tpr, thresholds = roc_curve(
-        np.asarray(y_true), np.asarray(scores), drop_intermediate=False
-    )
+    fpr, tpr, thresholds = roc_curve(np.asarray(y_true), np.asarray(scores), drop_intermediate=False)
     j = np.where(np.isfinite(thresholds), tpr - fpr, -np.inf)
     return float(thresholds[int(np.argmax(j))])
 
@@ -123,5 +122,3 @@ def rasterize_boxes(
             r0, r1 = _axis_range(y0 * sy, y1 * sy, int(h))
             masks[img, r0:r1, c0:c1] = True
     return masks
-
-

@@ -1,4 +1,5 @@
 """Ranking figures of SPEC 3.3: pooled and per-image AUC and AP, detection, hit rate, Otsu IoU, energy, Spearman."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -324,5 +325,3 @@ def energy_in_boxes(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         inside = np.where(k, m, 0).sum(axis=(1, 2), dtype=np.float64)
         out[sl] = np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
     return out
-
-

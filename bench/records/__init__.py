@@ -5,6 +5,7 @@ writing), :mod:`~bench.records.store` (run folders and baselines), :mod:`~bench.
 (git state, versions, device), :mod:`~bench.records.compare` (the regression gate) and
 :mod:`~bench.records.history` (a metric across runs). The command-line side lives in :mod:`bench.cli`.
 """
+
 from __future__ import annotations
 
 from bench.records.compare import (

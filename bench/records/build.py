@@ -3,6 +3,7 @@
 The record is the one stored result of a run (``record.json``); the report and ``compare`` read
 it. Each metric entry is a :class:`bench.figure.Figure` in JSON form plus its spread over seeds.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,14 +14,14 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
-from bench.records.provenance import device_description, versions
-from bench.records.schema import SCHEMA
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
 from bench.device import resolve_device
 from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
 from bench.evaluate import MethodEval
 from bench.figure import Figure
+from bench.records.provenance import device_description, versions
+from bench.records.schema import SCHEMA
 from bench.report_data import data_problems
 
 
@@ -80,9 +81,19 @@ def _counts(ds: Any) -> dict[str, int]:
     return {"pneumonia": int((ds.domains == PNEUMONIA).sum()), "healthy": int((ds.domains == HEALTHY).sum())}
 
 
-def build_record(run_id: str, started: datetime, commit: str | None, dirty: bool, cfg: Config, seeds: list[int],
-                 data: PreparedData, judge: Any, untranslated: dict[str, Figure], runs: list[MethodRun],
-                 times: dict[str, float]) -> dict[str, Any]:
+def build_record(
+    run_id: str,
+    started: datetime,
+    commit: str | None,
+    dirty: bool,
+    cfg: Config,
+    seeds: list[int],
+    data: PreparedData,
+    judge: Any,
+    untranslated: dict[str, Figure],
+    runs: list[MethodRun],
+    times: dict[str, float],
+) -> dict[str, Any]:
     """The run record: provenance, data counts, the evaluator with Table 1's untranslated column,
     and one entry per method (references included, flagged)."""
     evaluator = judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)}
@@ -98,10 +109,19 @@ def build_record(run_id: str, started: datetime, commit: str | None, dirty: bool
         "seeds": seeds,
         "versions": versions(),
         "device": device_description(resolve_device(cfg.train.device)),
-        "data": {"root": str(data.root), "synthetic": data.synthetic, "manifest_hash": data.manifest_hash,
-                 "n_test": _counts(data.test), "n_tune": len(data.tune),
-                 "n_tune_by_domain": _counts(data.tune), "n_train": len(data.train), "split_counts": data.split_counts,
-                 "missing": len(data.cache.missing), "skipped": len(data.problems), **data_problems(data)},
+        "data": {
+            "root": str(data.root),
+            "synthetic": data.synthetic,
+            "manifest_hash": data.manifest_hash,
+            "n_test": _counts(data.test),
+            "n_tune": len(data.tune),
+            "n_tune_by_domain": _counts(data.tune),
+            "n_train": len(data.train),
+            "split_counts": data.split_counts,
+            "missing": len(data.cache.missing),
+            "skipped": len(data.problems),
+            **data_problems(data),
+        },
         "times": dict(times),
         "evaluator": evaluator,
         "methods": {r.name: summarize(r) for r in runs},

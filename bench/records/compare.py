@@ -16,6 +16,7 @@ but never fail. A method present in the baseline but missing or failed in the ru
 rule covers one of its baseline metrics. A metric with a baseline value but no value in the run
 fails when a rule covers it.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,8 +70,9 @@ class Rule:
 
 def parse_rule(text: str) -> Rule:
     """Parse ``METRIC:abs=X`` / ``METRIC:rel=Y%`` (METRIC: ``*``, ``name`` or ``method/name``)."""
-    bad = (f"--fail-on {text!r}: expected METRIC:abs=X or METRIC:rel=Y% "
-           "(METRIC is a metric name, '*', or 'method/metric')")
+    bad = (
+        f"--fail-on {text!r}: expected METRIC:abs=X or METRIC:rel=Y% (METRIC is a metric name, '*', or 'method/metric')"
+    )
     m = _RULE_RE.match(text.replace(" ", ""))
     if not m or (m["kind"] == "rel") != (m["pct"] == "%"):
         raise BenchError(bad)
@@ -83,8 +85,9 @@ def parse_rule(text: str) -> Rule:
     method, _, metric = m["target"].rpartition("/")
     if not metric or (m["target"].count("/") and not method) or m["target"].count("/") > 1:
         raise BenchError(bad)
-    return Rule(text, None if method in ("", "*") else method, metric, m["kind"],
-                amount / 100 if m["kind"] == "rel" else amount)
+    return Rule(
+        text, None if method in ("", "*") else method, metric, m["kind"], amount / 100 if m["kind"] == "rel" else amount
+    )
 
 
 def parse_rules(texts: Sequence[str | Rule] | None) -> list[Rule]:
@@ -169,14 +172,21 @@ def _paired(base: _PerImage, run: _PerImage, method: str, metric: str) -> pd.Dat
     return both.groupby(["domain", "patientId"])[["value_base", "value_run"]].mean()
 
 
-def _noise_test(direction: str, run_value: float, base_entry: dict[str, Any],
-                pairs: pd.DataFrame | None, n_resamples: int, seed: int) -> tuple[bool | None, str]:
+def _noise_test(
+    direction: str,
+    run_value: float,
+    base_entry: dict[str, Any],
+    pairs: pd.DataFrame | None,
+    n_resamples: int,
+    seed: int,
+) -> tuple[bool | None, str]:
     """Whether a bad move is beyond noise (None: no test possible) and a short explanation."""
     if pairs is not None and len(pairs) >= MIN_PAIRS:
         from bench.metrics import paired_bootstrap_diff_ci
 
-        lo, hi = paired_bootstrap_diff_ci(pairs["value_base"].to_numpy(), pairs["value_run"].to_numpy(),
-                                          n_resamples=n_resamples, seed=seed)
+        lo, hi = paired_bootstrap_diff_ci(
+            pairs["value_base"].to_numpy(), pairs["value_run"].to_numpy(), n_resamples=n_resamples, seed=seed
+        )
         significant = hi < 0 if direction == "higher" else lo > 0
         return significant, f"paired Δ CI {interval(lo, hi)}, n={len(pairs)}"
     ci = ci_of(base_entry)
@@ -198,8 +208,16 @@ def _change(direction: str, delta: float | None, base: float) -> str:
     return "▲ better" if better else "▼ worse"
 
 
-def _compare_metric(method: str, metric: str, base: dict[str, Any] | None, run: dict[str, Any] | None,
-                    rule: Rule | None, pairs_of: Any, n_resamples: int, seed: int) -> CompareRow:
+def _compare_metric(
+    method: str,
+    metric: str,
+    base: dict[str, Any] | None,
+    run: dict[str, Any] | None,
+    rule: Rule | None,
+    pairs_of: Any,
+    n_resamples: int,
+    seed: int,
+) -> CompareRow:
     """Compare one metric of one method; ``pairs_of()`` gives its paired per-image values."""
     row = CompareRow(method, metric, base, run, None, "", "", rule=rule)
     gate = f" ({rule.describe()})" if rule else ""
@@ -231,9 +249,16 @@ def _compare_metric(method: str, metric: str, base: dict[str, Any] | None, run: 
     return row
 
 
-def _method_rows(method: str, base_m: dict[str, Any] | None, run_m: dict[str, Any] | None,
-                 rules: Sequence[Rule], base_pi: _PerImage, run_pi: _PerImage,
-                 n_resamples: int, seed: int) -> list[CompareRow]:
+def _method_rows(
+    method: str,
+    base_m: dict[str, Any] | None,
+    run_m: dict[str, Any] | None,
+    rules: Sequence[Rule],
+    base_pi: _PerImage,
+    run_pi: _PerImage,
+    n_resamples: int,
+    seed: int,
+) -> list[CompareRow]:
     """Comparison rows of one method (one summary row when it is missing or failed in the run)."""
     base_ok = base_m is not None and base_m["status"] == "ok"
     run_ok = run_m is not None and run_m["status"] == "ok"
@@ -254,8 +279,9 @@ def _method_rows(method: str, base_m: dict[str, Any] | None, run_m: dict[str, An
         def pairs_of(metric: str = metric) -> pd.DataFrame | None:
             return _paired(base_pi, run_pi, method, metric)
 
-        rows.append(_compare_metric(method, metric, base, run, _rule_for(rules, method, metric),
-                                    pairs_of, n_resamples, seed))
+        rows.append(
+            _compare_metric(method, metric, base, run, _rule_for(rules, method, metric), pairs_of, n_resamples, seed)
+        )
     return rows
 
 
@@ -263,14 +289,18 @@ def _record_warnings(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
     """Warnings about run and baseline not being like for like."""
     out = []
     if run["config_hash"] != base["config_hash"]:
-        out.append(f"warning: config differs (run {run['config_hash']}, baseline {base['config_hash']}); "
-                   "figures may not be comparable")
+        out.append(
+            f"warning: config differs (run {run['config_hash']}, baseline {base['config_hash']}); "
+            "figures may not be comparable"
+        )
     rh, bh = run["data"].get("manifest_hash"), base["data"].get("manifest_hash")
     if rh != bh:
         out.append(f"warning: data differs (manifest {rh} in run, {bh} in baseline); figures may not be comparable")
     if run["commit"] and run["commit"] == base["commit"]:
-        out.append(f"warning: run and baseline come from the same commit {short_commit(run['commit'])} "
-                   f"(run dirty: {run['dirty']}, baseline dirty: {base['dirty']})")
+        out.append(
+            f"warning: run and baseline come from the same commit {short_commit(run['commit'])} "
+            f"(run dirty: {run['dirty']}, baseline dirty: {base['dirty']})"
+        )
     if list(run["seeds"]) != list(base["seeds"]):
         out.append(f"warning: seeds differ (run {run['seeds']}, baseline {base['seeds']})")
     return out
@@ -279,8 +309,11 @@ def _record_warnings(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
 def _rule_warnings(rules: Sequence[Rule], run: dict[str, Any], base: dict[str, Any]) -> list[str]:
     """Warnings for rules that match no metric of either record (typos)."""
     pairs = {(name, metric) for rec in (run, base) for name, m in rec["methods"].items() for metric in m["metrics"]}
-    return [f"warning: --fail-on rule {r.text!r} matches no metric" for r in rules
-            if not any(r.covers(method, metric) for method, metric in pairs)]
+    return [
+        f"warning: --fail-on rule {r.text!r} matches no metric"
+        for r in rules
+        if not any(r.covers(method, metric) for method, metric in pairs)
+    ]
 
 
 def _run_id(record: Any) -> str:
@@ -288,10 +321,15 @@ def _run_id(record: Any) -> str:
     return str(record.get("run_id", "?")) if isinstance(record, dict) else "?"
 
 
-def compare(run_record: dict[str, Any], baseline_record: dict[str, Any],
-            run_per_image: pd.DataFrame | None = None, base_per_image: pd.DataFrame | None = None,
-            fail_on: Sequence[str | Rule] | None = None, n_resamples: int = 1000,
-            seed: int = 0) -> CompareResult:
+def compare(
+    run_record: dict[str, Any],
+    baseline_record: dict[str, Any],
+    run_per_image: pd.DataFrame | None = None,
+    base_per_image: pd.DataFrame | None = None,
+    fail_on: Sequence[str | Rule] | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> CompareResult:
     """Compare a run record against a baseline record under ``fail_on`` tolerance rules.
 
     See the module docstring for the regression rule and its noise tests. Rule texts that do not
@@ -308,8 +346,11 @@ def compare(run_record: dict[str, Any], baseline_record: dict[str, Any],
     base_methods, run_methods = baseline_record["methods"], run_record["methods"]
     rows: list[CompareRow] = []
     for method in list(base_methods) + [m for m in run_methods if m not in base_methods]:
-        rows.extend(_method_rows(method, base_methods.get(method), run_methods.get(method), rules,
-                                 base_pi, run_pi, n_resamples, seed))
+        rows.extend(
+            _method_rows(
+                method, base_methods.get(method), run_methods.get(method), rules, base_pi, run_pi, n_resamples, seed
+            )
+        )
     return CompareResult(run_record["run_id"], baseline_record["run_id"], rows, warnings, rules)
 
 
@@ -336,8 +377,15 @@ def format_compare(result: CompareResult) -> str:
     if result.warnings:
         parts += result.warnings + [""]
     header = ["method", "metric", "baseline", "run", "delta", "change", "status"]
-    parts.append(markdown_table(header, [[r.method, r.metric, _value_ci(r.baseline), _value_ci(r.run),
-                                          _delta(r), r.change, r.status] for r in result.rows]))
+    parts.append(
+        markdown_table(
+            header,
+            [
+                [r.method, r.metric, _value_ci(r.baseline), _value_ci(r.run), _delta(r), r.change, r.status]
+                for r in result.rows
+            ],
+        )
+    )
     parts.append("")
     rules = ", ".join(r.text for r in result.rules) or "none: nothing can fail"
     if result.failed:

@@ -1,4 +1,5 @@
 """One metric across all runs of a runs folder, per method: the table and the plot."""
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,18 @@ def _history_rows(rec: dict[str, Any], metric: str, method: str | None) -> list[
         status = "failed" if m["status"] != "ok" else ("ok" if entry and entry["value"] is not None else "no value")
         value = entry["value"] if entry and entry["value"] is not None else math.nan
         ci = ci_of(entry) if entry else None
-        rows.append([rec["run_id"], rec["created"], short_commit(rec["commit"], bool(rec["dirty"])), name, value,
-                     ci[0] if ci else math.nan, ci[1] if ci else math.nan, status])
+        rows.append(
+            [
+                rec["run_id"],
+                rec["created"],
+                short_commit(rec["commit"], bool(rec["dirty"])),
+                name,
+                value,
+                ci[0] if ci else math.nan,
+                ci[1] if ci else math.nan,
+                status,
+            ]
+        )
     return rows
 
 
@@ -64,10 +75,17 @@ def history(runs_root: Path = DEFAULT_RUNS, metric: str = "pooled_auc", method: 
 
 def format_history(df: pd.DataFrame) -> str:
     """Markdown table of :func:`history` output."""
-    rows = [[r.run_id, r.created, r.commit, r.method,
-             number(None if math.isnan(r.value) else r.value) if r.status != "failed" else "failed",
-             MISSING if math.isnan(r.ci_lo) else interval(r.ci_lo, r.ci_hi)]
-            for r in df.itertuples(index=False)]
+    rows = [
+        [
+            r.run_id,
+            r.created,
+            r.commit,
+            r.method,
+            number(None if math.isnan(r.value) else r.value) if r.status != "failed" else "failed",
+            MISSING if math.isnan(r.ci_lo) else interval(r.ci_lo, r.ci_hi),
+        ]
+        for r in df.itertuples(index=False)
+    ]
     metric = df.attrs.get("metric", "value")
     return markdown_table(["run", "created", "commit", "method", metric, "95% CI"], rows)
 
@@ -85,8 +103,12 @@ def plot_history(df: pd.DataFrame, out_png: str | Path) -> Path:
     ax = fig.add_subplot()
     for method, g in df.groupby("method", sort=False):
         values = g["value"].to_numpy(float)
-        err = np.vstack([np.clip(values - g["ci_lo"].to_numpy(float), 0, None),
-                         np.clip(g["ci_hi"].to_numpy(float) - values, 0, None)])
+        err = np.vstack(
+            [
+                np.clip(values - g["ci_lo"].to_numpy(float), 0, None),
+                np.clip(g["ci_hi"].to_numpy(float) - values, 0, None),
+            ]
+        )
         ax.errorbar([position[r] for r in g["run_id"]], values, yerr=err, marker="o", capsize=3, label=method)
     ax.set_xticks(range(len(run_ids)))
     ax.set_xticklabels([f"{r.split('_')[0]}\n{commits[r]}" for r in run_ids], fontsize=8)

@@ -1,4 +1,5 @@
 """Where a run came from: git commit and dirty flag, package versions, compute device."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -9,15 +10,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-VERSION_PACKAGES = ("torch", "torchvision", "timm", "captum", "pydicom", "numpy", "scikit-learn",
-                    "pandas", "lesionbench")
+VERSION_PACKAGES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "captum",
+    "pydicom",
+    "numpy",
+    "scikit-learn",
+    "pandas",
+    "lesionbench",
+)
 
 
 def _git(repo: Path, *args: str) -> str | None:
     """Stdout of ``git -C repo ARGS``, or None when git is absent or the command fails."""
     try:
-        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                              timeout=30, check=False)
+        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout if proc.returncode == 0 else None

@@ -23,6 +23,7 @@ any prefix, e.g. ``mask_hit``) hold the per-image values of ``hit_rate`` and ``m
 :data:`LEGACY_PER_IMAGE_NAMES` renames them when a schema-1 file is read, so the rest of the suite
 sees schema-2 names only.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,22 +47,49 @@ PER_IMAGE_FILE = "per_image.csv"
 BASELINE_PER_IMAGE_SUFFIX = ".per_image.csv.gz"
 PER_IMAGE_COLUMNS = ["method", "seed", "patientId", "domain", "metric", "value"]
 DIRECTIONS = ("higher", "lower", "none")
-REQUIRED_KEYS = ("schema", "run_id", "created", "commit", "dirty", "config", "config_hash", "seeds",
-                 "versions", "device", "data", "times", "evaluator", "methods")
+REQUIRED_KEYS = (
+    "schema",
+    "run_id",
+    "created",
+    "commit",
+    "dirty",
+    "config",
+    "config_hash",
+    "seeds",
+    "versions",
+    "device",
+    "data",
+    "times",
+    "evaluator",
+    "methods",
+)
 METRIC_KEYS = ("value", "ci", "n", "direction")
 LEGACY_PER_IMAGE_NAMES = {"hit": "hit_rate", "iou": "miou"}
 """Schema-1 per-image name -> its record metric name; applies after any prefix (``mask_hit``)."""
 
 
-def metric_entry(value: float | None, ci: Sequence[float | None] | None = None, n: int = 0,
-                 direction: str = "higher", group: str = "", seed_mean: float | None = None,
-                 seed_std: float | None = None) -> dict[str, Any]:
+def metric_entry(
+    value: float | None,
+    ci: Sequence[float | None] | None = None,
+    n: int = 0,
+    direction: str = "higher",
+    group: str = "",
+    seed_mean: float | None = None,
+    seed_std: float | None = None,
+) -> dict[str, Any]:
     """One metric of a record in the stored form (NaN becomes None, CI a list or None)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     ci_list = None if ci is None else [_clean(ci[0]), _clean(ci[1])]
-    return {"value": _clean(value), "ci": ci_list, "n": int(n), "direction": direction,
-            "group": group, "seed_mean": _clean(seed_mean), "seed_std": _clean(seed_std)}
+    return {
+        "value": _clean(value),
+        "ci": ci_list,
+        "n": int(n),
+        "direction": direction,
+        "group": group,
+        "seed_mean": _clean(seed_mean),
+        "seed_std": _clean(seed_std),
+    }
 
 
 def ci_of(entry: dict[str, Any]) -> tuple[float, float] | None:

@@ -6,6 +6,7 @@ and ``per_image.csv`` (format in :mod:`bench.records.schema`) beside the report 
 A named baseline is a copy of a record, ``results/baselines/NAME.json``, with its per-image values
 gzipped beside it as ``NAME.per_image.csv.gz``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -99,8 +100,7 @@ def load_record(path_or_dir: str | Path, runs_root: Path = DEFAULT_RUNS) -> dict
     return read_record(resolve_run(path_or_dir, runs_root))
 
 
-def load_per_image(run: str | Path, missing_ok: bool = False,
-                   runs_root: Path = DEFAULT_RUNS) -> pd.DataFrame | None:
+def load_per_image(run: str | Path, missing_ok: bool = False, runs_root: Path = DEFAULT_RUNS) -> pd.DataFrame | None:
     """Per-image values of a run (folder, record file, run id, or the CSV / CSV.gz itself).
 
     Metric names come out in the current schema whatever the schema of the record the file belongs
@@ -125,8 +125,9 @@ def _check_name(name: str) -> str:
     return name
 
 
-def set_baseline(run: str | Path, name: str = "quick", baselines_dir: Path = DEFAULT_BASELINES,
-                 runs_root: Path = DEFAULT_RUNS) -> Path:
+def set_baseline(
+    run: str | Path, name: str = "quick", baselines_dir: Path = DEFAULT_BASELINES, runs_root: Path = DEFAULT_RUNS
+) -> Path:
     """Copy a run's record to ``baselines_dir/NAME.json`` and its per-image values to
     ``NAME.per_image.csv.gz`` (gzip), both atomically; returns the record copy's path.
 
@@ -149,8 +150,9 @@ def set_baseline(run: str | Path, name: str = "quick", baselines_dir: Path = DEF
     return dest
 
 
-def resolve_baseline(baseline: str | Path, baselines_dir: Path = DEFAULT_BASELINES,
-                     runs_root: Path = DEFAULT_RUNS) -> Path:
+def resolve_baseline(
+    baseline: str | Path, baselines_dir: Path = DEFAULT_BASELINES, runs_root: Path = DEFAULT_RUNS
+) -> Path:
     """Record path of a baseline given by name (``baselines_dir/NAME.json``), by path, or by run id."""
     text = str(baseline)
     if _NAME_RE.match(text):
@@ -160,6 +162,7 @@ def resolve_baseline(baseline: str | Path, baselines_dir: Path = DEFAULT_BASELIN
         try:
             return resolve_run(text, runs_root)
         except BenchError:
-            raise BenchError(f"{named}: no baseline {text!r}; create it with "
-                             f"'python -m bench baseline set RUN --name {text}'") from None
+            raise BenchError(
+                f"{named}: no baseline {text!r}; create it with 'python -m bench baseline set RUN --name {text}'"
+            ) from None
     return resolve_run(baseline, runs_root)

@@ -16,6 +16,7 @@ translate nothing.
   attributions are evidence for Pneumonia, negative ones evidence for Healthy, and the benchmark's
   map must be "higher = lesion". ``map = "abs"`` is available as a setting.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,11 +56,13 @@ def cam_formula(model: DenseNetClassifier, x: torch.Tensor, relu: bool = True) -
     return F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
 
 
-def integrated_gradients_map(model: DenseNetClassifier, x: torch.Tensor, n_steps: int, internal_batch_size: int,
-                             baseline: float, mode: str) -> torch.Tensor:
+def integrated_gradients_map(
+    model: DenseNetClassifier, x: torch.Tensor, n_steps: int, internal_batch_size: int, baseline: float, mode: str
+) -> torch.Tensor:
     """Integrated Gradients of the Pneumonia logit (B, H, W): positive part or absolute value."""
     attr = IntegratedGradients(model).attribute(
-        x, baselines=baseline, target=0, n_steps=n_steps, internal_batch_size=internal_batch_size)
+        x, baselines=baseline, target=0, n_steps=n_steps, internal_batch_size=internal_batch_size
+    )
     attr = attr.clamp(min=0) if mode == "positive" else attr.abs()
     return attr.sum(dim=1)
 
@@ -78,8 +81,15 @@ class _ChexNetMethod(Method):
     def fit(self, ctx: TrainContext) -> None:
         """Train the classifier (or reuse the published one, or load user weights)."""
         bundle: ClassifierBundle = obtain_classifier(
-            self.cfg, ctx.train, ctx.tune, self.device, store_dir=ctx.classifier_store,
-            work_dir=ctx.out_dir, resume=ctx.resume, progress=ctx.progress)
+            self.cfg,
+            ctx.train,
+            ctx.tune,
+            self.device,
+            store_dir=ctx.classifier_store,
+            work_dir=ctx.out_dir,
+            resume=ctx.resume,
+            progress=ctx.progress,
+        )
         self.model = bundle.model
         self.classifier_info = bundle.info()
 
@@ -97,8 +107,9 @@ class _ChexNetMethod(Method):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the classifier saved by :meth:`state_dict`."""
-        self.model = load_classifier(state["model"], f"{self.name} state", self.device,
-                                     self.cfg.classifier.channels_last)
+        self.model = load_classifier(
+            state["model"], f"{self.name} state", self.device, self.cfg.classifier.channels_last
+        )
         self.classifier_info = dict(state.get("classifier", {}))
 
     def _ready(self) -> DenseNetClassifier:
@@ -157,6 +168,5 @@ class ChexNetIG(_ChexNetMethod):
         """Integrated-Gradients map at image size (B, H, W), higher = more Pneumonia evidence."""
         model, p = self._ready().eval(), self.params
         with torch.enable_grad():
-            out = integrated_gradients_map(model, self._input(x), p.n_steps, p.internal_batch_size,
-                                           p.baseline, p.map)
+            out = integrated_gradients_map(model, self._input(x), p.n_steps, p.internal_batch_size, p.baseline, p.map)
         return out.detach().float().contiguous().to(x.device)

@@ -4,6 +4,7 @@ The critic is StarGAN's (trained on cross-domain fakes, as in the reference code
 adds to StarGAN's cross-domain terms the same terms for x -> o -> o (adversarial, classification,
 reconstruction) and the conditional identity loss lambda_id |tanh(x + Delta(x, o)) - x|_1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

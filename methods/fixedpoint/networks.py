@@ -2,6 +2,7 @@
 
 The head outputs a residual Delta and the translated image is tanh(x + Delta).
 """
+
 from __future__ import annotations
 
 import torch

@@ -6,6 +6,7 @@ restricted to the samples whose target equals their own domain (default: literal
 With ``clamp`` (default on) x + L_mixed is clamped to [-1, 1] before the critic, the classifier
 and the metrics; off, the raw sum (in [-2, 2]) is used everywhere.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

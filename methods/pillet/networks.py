@@ -6,6 +6,7 @@ one channel broadcast over the c channels of G'. L_mixed = tanh(conv1x1(c->1)((S
 and the output is x + L_mixed, clamped to [-1, 1] when ``clamp`` is on. Without SAB (the paper's
 ablation) L_mixed = tanh(conv1x1(G')). Like the rest of the generator, these convs have no bias.
 """
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Nothing here is trained beyond a mean: chance (seeded uniform noise), the image 
 edge magnitude, the mean training box mask (a location prior) and, on synthetic data, the oracle
 |x - twin|, with the twin the same image without its lesions.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -133,8 +134,10 @@ class Oracle(Reference):
 
     def unavailable(self, missing: frozenset[str]) -> str:
         """The oracle exists only where the lesion-free twin does."""
-        return ("ref_oracle needs synthetic data: it compares each image with its lesion-free twin "
-                "(batch key 'healthy_twin'), which real data does not have")
+        return (
+            "ref_oracle needs synthetic data: it compares each image with its lesion-free twin "
+            "(batch key 'healthy_twin'), which real data does not have"
+        )
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """Not computable from the image alone."""

@@ -4,6 +4,7 @@ Critic: -mean D_src(x) + mean D_src(G(x,t)) + lambda_cls CE(D_cls(x), o) + lambd
 Generator: -mean D_src(G(x,t)) + lambda_cls CE(D_cls(G(x,t)), t) + lambda_rec |x - G(G(x,t), o)|_1.
 The target t is drawn uniformly per sample (so about half the samples keep their domain).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

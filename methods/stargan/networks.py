@@ -7,6 +7,7 @@ replace the head. Discriminator: a PatchGAN of 4x4/2 convs with bias and LeakyRe
 bias-free 3x3 source head (a patch map) and a bias-free class head whose kernel covers the
 remaining spatial size (as in the reference implementation).
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,11 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), instance_norm(channels), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False), instance_norm(channels),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            instance_norm(channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            instance_norm(channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,8 +95,10 @@ def critic_depth(size: int, d_layers: int) -> int:
     """Number of stride-2 convs of the discriminator: ``d_layers``, or down to 4x4 when 0."""
     n = d_layers if d_layers > 0 else int(round(math.log2(size / 4))) if size >= 8 else 0
     if n <= 0 or size % (2**n):
-        raise ConfigError(f"data.size={size}, model.d_layers={d_layers}: the discriminator needs "
-                          f"a size divisible by 2**layers with at least one layer")
+        raise ConfigError(
+            f"data.size={size}, model.d_layers={d_layers}: the discriminator needs "
+            f"a size divisible by 2**layers with at least one layer"
+        )
     return n
 
 

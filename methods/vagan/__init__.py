@@ -1,4 +1,5 @@
 """VA-GAN (registered as ``vagan``)."""
+
 from methods.vagan.method import VAGAN, VAGANParams
 
 __all__ = ["VAGAN", "VAGANParams"]

@@ -8,6 +8,7 @@ method (the base class's ``localize``; SPEC 2). The reference code's |M(x)| is n
 tanh, a healthy image stays unchanged only if M(x) = atanh(x) - x, so |M| tracks brightness rather
 than lesions. VA-GAN only translates to Healthy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

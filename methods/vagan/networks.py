@@ -8,6 +8,7 @@ Pooling is 2x2 max. 462,305 parameters.
 Critic: 3x3 conv + ReLU stack 16, pool, 32, pool, 64, 64, pool, 128, 128, pool, 256, 256, 256,
 a 1x1 conv to one channel and a global mean, one score per image; no normalization (WGAN-GP).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Helpers for the classifier tests: one thread, smooth random images."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

@@ -1,4 +1,5 @@
 """The Table 1 evaluator: threshold on real tune images, AUC on test, reuse, user weights."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -36,8 +37,9 @@ def test_fixed_threshold() -> None:
     assert ev.fixed_threshold(np.array([1, 1]), np.array([0.2, 0.3])) == 0.5
 
 
-def test_trains_then_reuses(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path,
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trains_then_reuses(
+    smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = smoke_cfg
     cfg.classifier.iterations, cfg.classifier.eval_every = 4, 2
     judge = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False)
@@ -64,8 +66,9 @@ def test_trains_then_reuses(smoke_cfg: Config, smoke_data: PreparedData, tmp_pat
     np.testing.assert_array_equal(again.probs(x), p)
 
 
-def test_user_weights(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path,
-                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_weights(
+    smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     model = clf.build_classifier(3).eval()
     path = tmp_path / "chexnet.safetensors"

@@ -1,4 +1,5 @@
 """The classifier network: the CAM layer is the final ReLU'd feature map, GAP then linear head."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Classifier training: bit-exact resume, settings checks, bf16 and channels_last, seeded sampling."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,15 +30,15 @@ def test_resume_gives_the_same_classifier(smoke_cfg: Config, smoke_data: Prepare
         train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", progress=False, on_step=crash)
     saved = load_checkpoint(tmp_path / "b.pt")
     assert saved["step"] == 2 and not saved["done"]
-    resumed = train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", resume=True,
-                               progress=False)
+    resumed = train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", resume=True, progress=False)
     assert resumed.resumed_from == 2 and resumed.state.step == 4
     assert resumed.state.history == full.state.history
     for (k, a), b in zip(export_weights(full.model).items(), export_weights(resumed.model).values()):
         assert torch.equal(a, b), k
 
-    again = train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", resume=True,
-                             progress=False, on_step=crash)  # finished: no step is taken
+    again = train_classifier(
+        cfg, smoke_data.train, smoke_data.test, tmp_path / "b.pt", resume=True, progress=False, on_step=crash
+    )  # finished: no step is taken
     assert again.resumed_from == 4
     cfg.classifier.lr = 0.5
     with pytest.raises(BenchError, match="other classifier settings"):

@@ -1,4 +1,5 @@
 """Classifier weights: strict loading with one clear error, user files, 2-class heads, load_classifier."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Writing small DICOM files of every kind the reader must handle or reject."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 
-def write_dicom(path: Path, pixels: np.ndarray | None, photometric: str = "MONOCHROME2",
-                bits: int = 8, window: tuple[float, float] | None = None) -> Path:
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray | None,
+    photometric: str = "MONOCHROME2",
+    bits: int = 8,
+    window: tuple[float, float] | None = None,
+) -> Path:
     """An uncompressed DICOM with the given pixels (H, W) or (H, W, 3); None = no pixel data."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage

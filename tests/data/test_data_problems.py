@@ -1,4 +1,5 @@
 """Data problems are counted once, reported, and never hidden (issue 11, items 9 and 10)."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,8 @@ def test_prepare_counts_skipped_rows(tmp_path: Path, capsys: pytest.CaptureFixtu
     """Issue 11, 10: prepare printed "0 skipped" beside a skipped row."""
     root = four(tmp_path / "d", extra_labels=("p3,4,4,,10,1",))
     (root / "stage_2_detailed_class_info.csv").write_text(
-        (root / "stage_2_detailed_class_info.csv").read_text() + "p3,Lung Opacity\n")
+        (root / "stage_2_detailed_class_info.csv").read_text() + "p3,Lung Opacity\n"
+    )
     assert main(["data", "prepare", "--data", str(root), "--size", "32"]) == 0
     out = capsys.readouterr().out
     assert "1 skipped" in out and "skipped: " in out and "row 6" in out
@@ -89,5 +91,6 @@ def test_info_split_counts_only_usable_images(tmp_path: Path, capsys: pytest.Cap
     assert sum(sum(v.values()) for v in usable.values()) == info["images_found"] - info["unreadable"] == 6
     assert main(["data", "info", "--data", str(root)]) == 0
     text = capsys.readouterr().out
-    assert ("split train: patients pneumonia 4, healthy 4 (total 8); "
-            "usable images pneumonia 3, healthy 3 (total 6)") in text
+    assert (
+        "split train: patients pneumonia 4, healthy 4 (total 8); usable images pneumonia 3, healthy 3 (total 6)"
+    ) in text

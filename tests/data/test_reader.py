@@ -1,4 +1,5 @@
 """RSNA reader: label parsing, domains, split, bad input, DICOM decoding, cache, box scaling."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,9 @@ HEADER_L = "patientId,x,y,width,height,Target\n"
 HEADER_C = "patientId,class\n"
 
 
-def make_folder(root: Path, labels: list[str], classes: list[str], images: dict[str, np.ndarray] | None = None,
-                stage: int = 2) -> Path:
+def make_folder(
+    root: Path, labels: list[str], classes: list[str], images: dict[str, np.ndarray] | None = None, stage: int = 2
+) -> Path:
     """A Kaggle-layout folder with the given CSV lines and 8-bit images."""
     root.mkdir(parents=True, exist_ok=True)
     (root / f"stage_{stage}_train_labels.csv").write_text(HEADER_L + "".join(s + "\n" for s in labels))
@@ -34,8 +36,14 @@ def make_folder(root: Path, labels: list[str], classes: list[str], images: dict[
 def basic(root: Path, size: int = 64, stage: int = 2) -> Path:
     """Two pneumonia patients (one with two boxes), two healthy, one not-normal."""
     labels = ["p1,8,8,16,16,1", "p1,40,8,16,20,1", "p2,0,0,32,32,1", "h1,,,,,0", "h2,,,,,0", "n1,,,,,0"]
-    classes = ["p1,Lung Opacity", "p1,Lung Opacity", "p2,Lung Opacity", "h1,Normal", "h2,Normal",
-               "n1,No Lung Opacity / Not Normal"]
+    classes = [
+        "p1,Lung Opacity",
+        "p1,Lung Opacity",
+        "p2,Lung Opacity",
+        "h1,Normal",
+        "h2,Normal",
+        "n1,No Lung Opacity / Not Normal",
+    ]
     img = gradient(size, size).astype(np.uint8)
     return make_folder(root, labels, classes, {p: img for p in ("p1", "p2", "h1", "h2", "n1")}, stage)
 
@@ -83,17 +91,20 @@ def test_split_is_deterministic_and_order_free(rsna_dir: Path) -> None:
     assert {p.patient_id for p in a["test"]} != {p.patient_id for p in c["test"]}
 
 
-@pytest.mark.parametrize("labels,classes,message", [
-    (["p1,8,8,nan,16,1"], ["p1,Lung Opacity"], "NaN"),
-    (["p1,8,8,0,16,1"], ["p1,Lung Opacity"], "non-positive size"),
-    (["p1,-3,8,10,16,1"], ["p1,Lung Opacity"], "outside the image"),
-    (["p1,,,,,0"], ["p1,Lung Opacity"], "contradicts Target"),
-    (["p1,8,8,10,10,1"], ["p1,Normal"], "contradicts Target"),
-    (["../p1,,,,,0"], ["../p1,Normal"], "path separator"),
-    (["a/b,,,,,0"], ["a/b,Normal"], "path separator"),
-    (["p1,,,,,2"], ["p1,Normal"], "Target must be 0 or 1"),
-    (["p1,,,,,0"], ["p1,Pneumonia"], "unknown class"),
-])
+@pytest.mark.parametrize(
+    "labels,classes,message",
+    [
+        (["p1,8,8,nan,16,1"], ["p1,Lung Opacity"], "NaN"),
+        (["p1,8,8,0,16,1"], ["p1,Lung Opacity"], "non-positive size"),
+        (["p1,-3,8,10,16,1"], ["p1,Lung Opacity"], "outside the image"),
+        (["p1,,,,,0"], ["p1,Lung Opacity"], "contradicts Target"),
+        (["p1,8,8,10,10,1"], ["p1,Normal"], "contradicts Target"),
+        (["../p1,,,,,0"], ["../p1,Normal"], "path separator"),
+        (["a/b,,,,,0"], ["a/b,Normal"], "path separator"),
+        (["p1,,,,,2"], ["p1,Normal"], "Target must be 0 or 1"),
+        (["p1,,,,,0"], ["p1,Pneumonia"], "unknown class"),
+    ],
+)
 def test_bad_rows_name_file_and_row(tmp_path: Path, labels: list[str], classes: list[str], message: str) -> None:
     root = make_folder(tmp_path / "bad", labels, classes)
     parsed = read_labels(root)
@@ -107,8 +118,9 @@ def test_bad_rows_name_file_and_row(tmp_path: Path, labels: list[str], classes: 
 
 def test_box_outside_image_detected_at_decode(tmp_path: Path) -> None:
     img = gradient(64, 64).astype(np.uint8)
-    root = make_folder(tmp_path / "o", ["p1,40,40,30,10,1", "h1,,,,,0"], ["p1,Lung Opacity", "h1,Normal"],
-                       {"p1": img, "h1": img})
+    root = make_folder(
+        tmp_path / "o", ["p1,40,40,30,10,1", "h1,,,,,0"], ["p1,Lung Opacity", "h1,Normal"], {"p1": img, "h1": img}
+    )
     cache = prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
     assert cache.patient_ids == ["h1"]
     assert "outside the 64x64 image" in str(cache.problems[0]) and "row 2" in str(cache.problems[0])
@@ -167,13 +179,17 @@ def test_real_boxes_land_on_lungs(rsna_dir: Path, tmp_path: Path, size: int) -> 
         # lungs are darker than the mediastinum in the same rows
         img = data.cache.images[i].astype(float)
         x0, y0, x1, y1 = (data.cache.boxes[i, 0]).astype(int)
-        assert img[y0:y1, x0:x1].mean() < img[y0:y1, size // 2 - size // 32: size // 2 + size // 32].mean()
+        assert img[y0:y1, x0:x1].mean() < img[y0:y1, size // 2 - size // 32 : size // 2 + size // 32].mean()
 
 
 def test_box_scaling_uses_each_files_rows_columns(tmp_path: Path) -> None:
     img = gradient(128, 128).astype(np.uint8)
-    root = make_folder(tmp_path / "s", ["p1,32,64,32,16,1", "h1,,,,,0"], ["p1,Lung Opacity", "h1,Normal"],
-                       {"p1": img, "h1": gradient(64, 64).astype(np.uint8)})
+    root = make_folder(
+        tmp_path / "s",
+        ["p1,32,64,32,16,1", "h1,,,,,0"],
+        ["p1,Lung Opacity", "h1,Normal"],
+        {"p1": img, "h1": gradient(64, 64).astype(np.uint8)},
+    )
     cache = prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
     i = cache.patient_ids.index("p1")
     np.testing.assert_allclose(cache.boxes[i, 0], [8, 16, 16, 20])
@@ -188,13 +204,16 @@ def test_16bit_and_monochrome1(tmp_path: Path) -> None:
     assert win.image[0, 0] == 0 and win.image[0, -1] == 255 and 100 < win.image[0, 32] < 160
 
 
-@pytest.mark.parametrize("kind,message", [
-    ("truncated", "truncated"),
-    ("text", "not a readable DICOM"),
-    ("nopixels", "no pixel data"),
-    ("rgb", "colour image"),
-    ("nonsquare", "not square"),
-])
+@pytest.mark.parametrize(
+    "kind,message",
+    [
+        ("truncated", "truncated"),
+        ("text", "not a readable DICOM"),
+        ("nopixels", "no pixel data"),
+        ("rgb", "colour image"),
+        ("nonsquare", "not square"),
+    ],
+)
 def test_bad_dicoms(tmp_path: Path, rsna_dir: Path, kind: str, message: str) -> None:
     path = tmp_path / f"{kind}.dcm"
     if kind == "truncated":

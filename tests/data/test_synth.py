@@ -1,4 +1,5 @@
 """Tests of the synthetic RSNA-layout generator (bench.data.synth)."""
+
 from __future__ import annotations
 
 import csv
@@ -107,8 +108,8 @@ def test_masks_inside_boxes(dataset: Path, labels: list[dict[str, str]]) -> None
             continue
         union = np.zeros((SIZE, SIZE), dtype=bool)
         for x, y, w, h in boxes:
-            union[int(y):int(y + h), int(x):int(x + w)] = True
-            assert mask[int(y):int(y + h), int(x):int(x + w)].any()
+            union[int(y) : int(y + h), int(x) : int(x + w)] = True
+            assert mask[int(y) : int(y + h), int(x) : int(x + w)].any()
         assert mask.any() and not mask[~union].any()
 
 

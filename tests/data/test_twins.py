@@ -1,4 +1,5 @@
 """Lesion-free twins of synthetic images: the generator's lift, the cache's twins and masks, the batch key."""
+
 from __future__ import annotations
 
 import shutil

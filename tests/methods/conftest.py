@@ -1,4 +1,5 @@
 """Helpers for the GAN method tests: tiny CPU configs, fake data splits, gradients, short fits."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,4 +1,8 @@
-"""CheXNet-CAM and CheXNet-IG: CAM formula, maps, user weights, the shared classifier (engine parts: tests/classifier)."""
+"""CheXNet-CAM and CheXNet-IG: CAM formula, maps, user weights, the shared classifier.
+
+The engine's classifier parts are tested in tests/classifier.
+"""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -170,20 +174,31 @@ def auc_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Prepare
 
     root = tmp_path_factory.mktemp("synth160") / "rsna"
     generate(root, SynthConfig(n_pneumonia=80, n_healthy=80, size=64, seed=0), progress=False)
-    cfg = load_config("smoke", sets=[
-        f"data.root={str(root)!r}", "data.size=64", "data.val_fraction=0.4", "data.tune_fraction=0.25",
-        "train.device='cpu'",
-        "classifier.iterations=48", "classifier.eval_every=12", "classifier.patience=10",
-        "classifier.augment=false", "classifier.lr=0.0003",
-    ])
+    cfg = load_config(
+        "smoke",
+        sets=[
+            f"data.root={str(root)!r}",
+            "data.size=64",
+            "data.val_fraction=0.4",
+            "data.tune_fraction=0.25",
+            "train.device='cpu'",
+            "classifier.iterations=48",
+            "classifier.eval_every=12",
+            "classifier.patience=10",
+            "classifier.augment=false",
+            "classifier.lr=0.0003",
+        ],
+    )
     return cfg, open_data(cfg.data, progress=False), tmp_path_factory.mktemp("classifiers")
 
 
-def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData, Path], tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trains_above_chance_and_is_shared(
+    auc_setup: tuple[Config, PreparedData, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg, data, store = auc_setup
-    ctx = TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "cam", progress=False,
-                       classifier_store=store)
+    ctx = TrainContext(
+        train=data.train, tune=data.tune, out_dir=tmp_path / "cam", progress=False, classifier_store=store
+    )
     cam = create_method("chexnet_cam", cfg)
     cam.fit(ctx)
     info = cam.classifier_info
@@ -197,8 +212,9 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
 
     monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     ig = create_method("chexnet_ig", cfg)
-    ig.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "ig", progress=False,
-                        classifier_store=store))
+    ig.fit(
+        TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "ig", progress=False, classifier_store=store)
+    )
     assert ig.classifier_info["source"] == "reused"
     assert ig.classifier_info["train_tune_auc"] == info["train_tune_auc"]
     np.testing.assert_array_equal(clf.dataset_logits(ig.model, data.tune), logits)
@@ -212,12 +228,14 @@ def test_trains_above_chance_and_is_shared(auc_setup: tuple[Config, PreparedData
 
 
 @pytest.mark.parametrize("name", ["chexnet_cam", "chexnet_ig"])
-def test_randomized_is_seeded_and_untrained(name: str, auc_setup: tuple[Config, PreparedData, Path],
-                                            tmp_path: Path) -> None:
+def test_randomized_is_seeded_and_untrained(
+    name: str, auc_setup: tuple[Config, PreparedData, Path], tmp_path: Path
+) -> None:
     cfg, data, store = auc_setup
     trained = create_method(name, cfg)
-    trained.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path, progress=False,
-                             classifier_store=store))
+    trained.fit(
+        TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path, progress=False, classifier_store=store)
+    )
     x = data.test.batch(np.flatnonzero(data.test.domains == 1)[:3])["image"]
     first, again, other = trained.randomized(3), trained.randomized(3), trained.randomized(4)
     assert type(first) is type(trained) and first.params == trained.params and first.model is not trained.model
@@ -227,5 +245,6 @@ def test_randomized_is_seeded_and_untrained(name: str, auc_setup: tuple[Config, 
     assert not torch.allclose(maps, trained.localize(x), atol=1e-6)  # randomization changes the map
     assert not torch.allclose(maps, other.localize(x), atol=1e-6)
     fresh = clf.build_classifier(3)
-    assert all(torch.equal(a, b) for a, b in zip(clf.export_weights(first.model).values(),
-                                                 clf.export_weights(fresh).values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(clf.export_weights(first.model).values(), clf.export_weights(fresh).values())
+    )

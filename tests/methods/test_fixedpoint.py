@@ -1,4 +1,5 @@
 """Fixed-Point GAN: residual output tanh(x + Delta), same-domain and identity terms."""
+
 from __future__ import annotations
 
 import pytest

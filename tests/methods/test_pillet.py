@@ -1,4 +1,5 @@
 """PILLET-GAN and its ablation: SAB, mixing block, x + L_mixed output, identity loss."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,7 +47,9 @@ def test_nosab_differs_only_by_the_sab(kit, gan_images):
     ablated = kit.method("pillet_nosab").generator
     sab = {k for k in full if k.startswith("sab.")}
     assert sab
-    assert {k: v.shape for k, v in full.items() if k not in sab} == {k: v.shape for k, v in ablated.state_dict().items()}
+    assert {k: v.shape for k, v in full.items() if k not in sab} == {
+        k: v.shape for k, v in ablated.state_dict().items()
+    }
     t = torch.tensor([0, 0, 1, 1])
     assert torch.allclose(ablated.mixed(gan_images, t), torch.tanh(ablated.mix(ablated.trunk(gan_images, t))))
 

@@ -1,4 +1,5 @@
 """GANMethod.randomized: fresh weights under a seed, for the model-randomization sanity check."""
+
 from __future__ import annotations
 
 import pytest

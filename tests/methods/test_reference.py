@@ -1,4 +1,5 @@
 """Reference maps: chance, intensity, Sobel edges, the training box prior and the lesion-free-twin oracle."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """StarGAN: networks per SPEC 2, its losses, and the paper-scale parameter counts."""
+
 from __future__ import annotations
 
 import pytest
@@ -64,14 +65,23 @@ def test_paper_scale_parameter_counts():
     conv = lambda cin, cout, ks, bias=False: cin * cout * ks * ks + (cout if bias else 0)  # noqa: E731
     norm = lambda ch: 2 * ch  # noqa: E731  (affine InstanceNorm: weight and bias)
     generator = (
-        conv(1 + k, c, 7) + norm(c)
-        + conv(c, 2 * c, 4) + norm(2 * c) + conv(2 * c, 4 * c, 4) + norm(4 * c)
+        conv(1 + k, c, 7)
+        + norm(c)
+        + conv(c, 2 * c, 4)
+        + norm(2 * c)
+        + conv(2 * c, 4 * c, 4)
+        + norm(4 * c)
         + R * 2 * (conv(4 * c, 4 * c, 3) + norm(4 * c))
-        + conv(4 * c, 2 * c, 4) + norm(2 * c) + conv(2 * c, c, 4) + norm(c)
+        + conv(4 * c, 2 * c, 4)
+        + norm(2 * c)
+        + conv(2 * c, c, 4)
+        + norm(c)
         + conv(c, 1, 7)
     )
     widths = [1, 64, 128, 256, 512, 1024, 2048]  # 6 layers: 256 -> 4 px
-    discriminator = sum(conv(a, b, 4, bias=True) for a, b in zip(widths, widths[1:])) + conv(2048, 1, 3) + conv(2048, k, 4)
+    discriminator = (
+        sum(conv(a, b, 4, bias=True) for a, b in zip(widths, widths[1:])) + conv(2048, 1, 3) + conv(2048, k, 4)
+    )
     assert generator == 8_408_576 and discriminator == 44_784_576
     with torch.device("meta"):
         g = StarGANGenerator(c, R, k)

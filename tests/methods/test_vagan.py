@@ -1,4 +1,5 @@
 """VA-GAN: map generator, critic, Pneumonia-only training, critic schedule, |y - x| lesion map."""
+
 from __future__ import annotations
 
 import pytest
@@ -56,8 +57,8 @@ def test_map_generator_has_the_spec_decoder():
 
 
 def test_critic_schedule():
-    from bench.registry import create_method
     from bench.config import load_config
+    from bench.registry import create_method
 
     m = create_method("vagan", load_config("smoke", sets=["train.device='cpu'"]))
     steps = [m.critic_steps(g) for g in range(201)]

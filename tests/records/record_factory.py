@@ -1,4 +1,5 @@
 """Builders of run records and per-image tables for the tests of bench.records and its commands."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -15,36 +16,58 @@ COMMIT_A = "a" * 40
 COMMIT_B = "b" * 40
 
 
-def entry(value: float | None, ci: tuple[float, float] | None = None, direction: str = "higher",
-          group: str = "localization") -> dict[str, Any]:
+def entry(
+    value: float | None, ci: tuple[float, float] | None = None, direction: str = "higher", group: str = "localization"
+) -> dict[str, Any]:
     """A metric entry with a CI of +-0.02 unless given."""
     if ci is None and value is not None:
         ci = (value - 0.02, value + 0.02)
     return R.metric_entry(value, ci, N_PATIENTS, direction, group, value, None)
 
 
-def make_record(run_id: str = "0001_aaaaaaa_20240101T000000Z", metrics: dict[str, dict] | None = None,
-                commit: str | None = COMMIT_A, config_hash: str = "cfg1", manifest: str = "data1",
-                extra_methods: dict[str, dict] | None = None, schema: int = R.SCHEMA) -> dict[str, Any]:
+def make_record(
+    run_id: str = "0001_aaaaaaa_20240101T000000Z",
+    metrics: dict[str, dict] | None = None,
+    commit: str | None = COMMIT_A,
+    config_hash: str = "cfg1",
+    manifest: str = "data1",
+    extra_methods: dict[str, dict] | None = None,
+    schema: int = R.SCHEMA,
+) -> dict[str, Any]:
     """A complete record with one method 'pillet' (and optional others)."""
     metrics = metrics if metrics is not None else {"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)}
     methods = {"pillet": {"status": "ok", "error": None, "metrics": metrics}}
     methods.update(extra_methods or {})
     return {
-        "schema": schema, "run_id": run_id, "created": "2024-01-01T00:00:00+00:00", "commit": commit,
-        "dirty": False, "config": {"preset": "smoke", "train": {"iterations": 10}},
-        "config_hash": config_hash, "seeds": [0], "versions": R.versions(), "device": "cpu (2 threads)",
-        "data": {"root": "synthetic", "synthetic": True, "manifest_hash": manifest,
-                 "n_val": {"pneumonia": N_PATIENTS, "healthy": N_PATIENTS}},
-        "times": {"data": 0.5, "train pillet": 3.0}, "evaluator": {"threshold": 0.5},
+        "schema": schema,
+        "run_id": run_id,
+        "created": "2024-01-01T00:00:00+00:00",
+        "commit": commit,
+        "dirty": False,
+        "config": {"preset": "smoke", "train": {"iterations": 10}},
+        "config_hash": config_hash,
+        "seeds": [0],
+        "versions": R.versions(),
+        "device": "cpu (2 threads)",
+        "data": {
+            "root": "synthetic",
+            "synthetic": True,
+            "manifest_hash": manifest,
+            "n_val": {"pneumonia": N_PATIENTS, "healthy": N_PATIENTS},
+        },
+        "times": {"data": 0.5, "train pillet": 3.0},
+        "evaluator": {"threshold": 0.5},
         "methods": methods,
     }
 
 
 def per_image(values: dict[str, np.ndarray], method: str = "pillet") -> pd.DataFrame:
     """Long per-image table for ``method`` from metric -> values over patients p0..pN."""
-    rows = [(method, 0, f"p{i}", "pneumonia", metric, float(v))
-            for metric, vals in values.items() for i, v in enumerate(vals)]
+    rows = [
+        (method, 0, f"p{i}", "pneumonia", metric, float(v))
+        for metric, vals in values.items()
+        for i, v in enumerate(vals)
+    ]
     return pd.DataFrame(rows, columns=R.PER_IMAGE_COLUMNS)
 
 

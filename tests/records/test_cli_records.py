@@ -1,4 +1,5 @@
 """Tests of the record commands of the CLI: ``baseline set``, ``compare``, ``history``."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,18 @@ def test_cli_handlers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert _cli("compare", "0002", "--fail-on", "pooled_auc:abs=0.02", *loc) == 0
     assert "**PASSED**" in capsys.readouterr().out
     out_md = tmp_path / "cmp.md"
-    code = _cli("compare", str(worse), "--baseline", str(baselines / "quick.json"),
-                "--fail-on", "pooled_auc:abs=0.02", "*:rel=50%", "--out", str(out_md), *loc)
+    code = _cli(
+        "compare",
+        str(worse),
+        "--baseline",
+        str(baselines / "quick.json"),
+        "--fail-on",
+        "pooled_auc:abs=0.02",
+        "*:rel=50%",
+        "--out",
+        str(out_md),
+        *loc,
+    )
     assert code == 1
     assert "**FAILED**" in capsys.readouterr().out and "**FAILED**" in out_md.read_text()
     with pytest.raises(BenchError, match="oops"):
@@ -75,11 +86,17 @@ def test_baseline_set_with_empty_name_is_an_error(tmp_path: Path, capsys: pytest
     assert sorted(p.name for p in baselines.iterdir()) == ["quick.json"]
 
 
-@pytest.mark.parametrize("argv,flag", [(["compare", "0002", "--baseline", ""], "--baseline"),
-                                       (["compare", ""], "RUN"),
-                                       (["history", "--metric", " "], "--metric")])
-def test_empty_options_do_not_fall_back(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
-                                        flag: str) -> None:
+@pytest.mark.parametrize(
+    "argv,flag",
+    [
+        (["compare", "0002", "--baseline", ""], "--baseline"),
+        (["compare", ""], "RUN"),
+        (["history", "--metric", " "], "--metric"),
+    ],
+)
+def test_empty_options_do_not_fall_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
+) -> None:
     runs = tmp_path / "runs"
     write_runs(runs, [0.80, 0.70])
     assert main([*argv, "--runs", str(runs)]) == 2

@@ -1,4 +1,5 @@
 """Tests of bench.records.compare: tolerance rules, the noise tests, the regression gate and its table."""
+
 from __future__ import annotations
 
 import re
@@ -21,12 +22,12 @@ from bench import records as R
 from bench.errors import BenchError
 
 
-def _compare(base_metrics: dict, run_metrics: dict, base_pi: dict | None, run_pi: dict | None,
-             rules: list[str], **kw: Any) -> R.CompareResult:
+def _compare(
+    base_metrics: dict, run_metrics: dict, base_pi: dict | None, run_pi: dict | None, rules: list[str], **kw: Any
+) -> R.CompareResult:
     base = make_record(metrics=base_metrics)
     run = make_record("0002_bbbbbbb_20240102T000000Z", metrics=run_metrics, commit=COMMIT_B, **kw)
-    return R.compare(run, base, per_image(run_pi) if run_pi else None,
-                     per_image(base_pi) if base_pi else None, rules)
+    return R.compare(run, base, per_image(run_pi) if run_pi else None, per_image(base_pi) if base_pi else None, rules)
 
 
 RULES = ["pooled_auc:abs=0.02", "per_image_auc:abs=0.02"]
@@ -45,9 +46,13 @@ def test_identical_record_passes() -> None:
 
 def test_worse_record_fails() -> None:
     base = base_values()
-    result = _compare({"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)},
-                      {"pooled_auc": entry(0.60), "per_image_auc": entry(0.60)},
-                      {"per_image_auc": base}, {"per_image_auc": noisy_shift(base, -0.2, 0.02)}, RULES)
+    result = _compare(
+        {"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)},
+        {"pooled_auc": entry(0.60), "per_image_auc": entry(0.60)},
+        {"per_image_auc": base},
+        {"per_image_auc": noisy_shift(base, -0.2, 0.02)},
+        RULES,
+    )
     assert result.failed
     assert {(r.method, r.metric) for r in result.regressions} == {("pillet", "pooled_auc"), ("pillet", "per_image_auc")}
     by_metric = {r.metric: r for r in result.rows}
@@ -60,18 +65,26 @@ def test_worse_record_fails() -> None:
 
 def test_worsening_within_tolerance_passes() -> None:
     base = base_values()
-    result = _compare({"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)},
-                      {"pooled_auc": entry(0.79), "per_image_auc": entry(0.78)},
-                      {"per_image_auc": base}, {"per_image_auc": noisy_shift(base, -0.02, 0.001)}, RULES)
+    result = _compare(
+        {"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)},
+        {"pooled_auc": entry(0.79), "per_image_auc": entry(0.78)},
+        {"per_image_auc": base},
+        {"per_image_auc": noisy_shift(base, -0.02, 0.001)},
+        RULES,
+    )
     assert not result.failed
     assert all("within tolerance" in r.status for r in result.rows)
 
 
 def test_worsening_within_noise_passes() -> None:
     base = base_values()
-    result = _compare({"pooled_auc": entry(0.80, (0.70, 0.90)), "per_image_auc": entry(0.80)},
-                      {"pooled_auc": entry(0.75), "per_image_auc": entry(0.77)},
-                      {"per_image_auc": base}, {"per_image_auc": noisy_shift(base, -0.03, 0.3)}, RULES)
+    result = _compare(
+        {"pooled_auc": entry(0.80, (0.70, 0.90)), "per_image_auc": entry(0.80)},
+        {"pooled_auc": entry(0.75), "per_image_auc": entry(0.77)},
+        {"per_image_auc": base},
+        {"per_image_auc": noisy_shift(base, -0.03, 0.3)},
+        RULES,
+    )
     assert not result.failed
     by_metric = {r.metric: r for r in result.rows}
     assert "within noise" in by_metric["per_image_auc"].status and "paired" in by_metric["per_image_auc"].status
@@ -80,27 +93,45 @@ def test_worsening_within_noise_passes() -> None:
 
 def test_improvement_passes() -> None:
     base = base_values()
-    result = _compare({"pooled_auc": entry(0.60), "per_image_auc": entry(0.60)},
-                      {"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)},
-                      {"per_image_auc": base}, {"per_image_auc": noisy_shift(base, 0.2, 0.02)}, RULES)
+    result = _compare(
+        {"pooled_auc": entry(0.60), "per_image_auc": entry(0.60)},
+        {"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)},
+        {"per_image_auc": base},
+        {"per_image_auc": noisy_shift(base, 0.2, 0.02)},
+        RULES,
+    )
     assert not result.failed
     assert all(r.change == "▲ better" and r.status == "ok" for r in result.rows)
 
 
 def test_lower_is_better_metric_fails_when_it_rises() -> None:
     base = base_values(centre=0.2)
-    worse = _compare({"change_rate": entry(0.20, direction="lower")}, {"change_rate": entry(0.30, direction="lower")},
-                     {"change_rate": base}, {"change_rate": noisy_shift(base, 0.1, 0.02)}, ["change_rate:abs=0.01"])
+    worse = _compare(
+        {"change_rate": entry(0.20, direction="lower")},
+        {"change_rate": entry(0.30, direction="lower")},
+        {"change_rate": base},
+        {"change_rate": noisy_shift(base, 0.1, 0.02)},
+        ["change_rate:abs=0.01"],
+    )
     assert worse.failed and worse.rows[0].change == "▼ worse"
-    better = _compare({"change_rate": entry(0.30, direction="lower")}, {"change_rate": entry(0.20, direction="lower")},
-                      {"change_rate": base}, {"change_rate": noisy_shift(base, -0.1, 0.02)}, ["change_rate:abs=0.01"])
+    better = _compare(
+        {"change_rate": entry(0.30, direction="lower")},
+        {"change_rate": entry(0.20, direction="lower")},
+        {"change_rate": base},
+        {"change_rate": noisy_shift(base, -0.1, 0.02)},
+        ["change_rate:abs=0.01"],
+    )
     assert not better.failed and better.rows[0].change == "▲ better"
 
 
 def test_direction_none_and_ungated_metrics_never_fail() -> None:
-    result = _compare({"seconds": entry(10.0, direction="none"), "dice": entry(0.5)},
-                      {"seconds": entry(50.0, direction="none"), "dice": entry(0.1)},
-                      None, None, ["seconds:abs=1"])
+    result = _compare(
+        {"seconds": entry(10.0, direction="none"), "dice": entry(0.5)},
+        {"seconds": entry(50.0, direction="none"), "dice": entry(0.1)},
+        None,
+        None,
+        ["seconds:abs=1"],
+    )
     assert not result.failed
     by_metric = {r.metric: r for r in result.rows}
     assert by_metric["seconds"].status == "not judged" and by_metric["seconds"].change == "↑"
@@ -115,8 +146,13 @@ def test_relative_wildcard_rule() -> None:
     other = _compare({"pooled_auc": entry(0.80)}, {"pooled_auc": entry(0.70)}, None, None, ["stargan/pooled_auc:abs=0"])
     assert not other.failed  # the rule names another method
     assert any("matches no metric" in w for w in other.warnings)
-    mine = _compare({"pooled_auc": entry(0.80)}, {"pooled_auc": entry(0.70)}, None, None,
-                    ["*:abs=0.5", "pillet/pooled_auc:abs=0.01"])
+    mine = _compare(
+        {"pooled_auc": entry(0.80)},
+        {"pooled_auc": entry(0.70)},
+        None,
+        None,
+        ["*:abs=0.5", "pillet/pooled_auc:abs=0.01"],
+    )
     assert mine.failed  # the method-specific rule wins over the wildcard
 
 
@@ -128,15 +164,19 @@ def test_missing_or_failed_method_fails() -> None:
     assert result.failed and result.regressions[0].method == "stargan"
     assert "missing in run" in result.regressions[0].status
     assert not R.compare(missing, base, None, None, ["pillet/*:abs=0.02"]).failed  # no rule covers stargan
-    failed = make_record("0002_bbbbbbb_20240102T000000Z", commit=COMMIT_B,
-                         extra_methods={"stargan": {"status": "failed", "error": "RuntimeError: boom", "metrics": {}}})
+    failed = make_record(
+        "0002_bbbbbbb_20240102T000000Z",
+        commit=COMMIT_B,
+        extra_methods={"stargan": {"status": "failed", "error": "RuntimeError: boom", "metrics": {}}},
+    )
     result = R.compare(failed, base, None, None, ["pooled_auc:abs=0.02"])
     assert result.failed and "RuntimeError: boom" in result.regressions[0].status
 
 
 def test_warnings_on_different_config_and_data() -> None:
-    result = _compare({"pooled_auc": entry(0.8)}, {"pooled_auc": entry(0.8)}, None, None, [],
-                      config_hash="cfg2", manifest="data2")
+    result = _compare(
+        {"pooled_auc": entry(0.8)}, {"pooled_auc": entry(0.8)}, None, None, [], config_hash="cfg2", manifest="data2"
+    )
     assert not result.failed
     assert any(w.startswith("warning: config differs") for w in result.warnings)
     assert any(w.startswith("warning: data differs") for w in result.warnings)
@@ -144,8 +184,19 @@ def test_warnings_on_different_config_and_data() -> None:
     assert all(w.startswith("warning:") for w in result.warnings)
 
 
-@pytest.mark.parametrize("text", ["pooled_auc", "pooled_auc:abs=x", "pooled_auc:rel=5", "pooled_auc:abs=2%",
-                                  ":abs=1", "a/b/c:abs=1", "pooled_auc:abs=-1", "pooled_auc:max=1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pooled_auc",
+        "pooled_auc:abs=x",
+        "pooled_auc:rel=5",
+        "pooled_auc:abs=2%",
+        ":abs=1",
+        "a/b/c:abs=1",
+        "pooled_auc:abs=-1",
+        "pooled_auc:max=1",
+    ],
+)
 def test_bad_rule_text(text: str) -> None:
     with pytest.raises(BenchError, match="--fail-on"):
         R.parse_rule(text)
@@ -156,18 +207,23 @@ def test_bad_rule_text(text: str) -> None:
 def test_rule_parsing() -> None:
     rules = R.parse_rules(["pooled_auc:abs=0.02,*:rel=5%", "pillet/dice:abs=1e-3"])
     assert [(r.method, r.metric, r.kind, r.amount) for r in rules] == [
-        (None, "pooled_auc", "abs", 0.02), (None, "*", "rel", 0.05), ("pillet", "dice", "abs", 0.001)]
+        (None, "pooled_auc", "abs", 0.02),
+        (None, "*", "rel", 0.05),
+        ("pillet", "dice", "abs", 0.001),
+    ]
 
 
 def test_per_image_rows_pair_under_the_metric_name() -> None:
     base = (np.arange(N_PATIENTS) % 2).astype(float)
     run = np.zeros(N_PATIENTS)
-    result = _compare({"hit_rate": entry(0.5)}, {"hit_rate": entry(0.0)}, {"hit_rate": base}, {"hit_rate": run},
-                      ["hit_rate:abs=0.1"])
+    result = _compare(
+        {"hit_rate": entry(0.5)}, {"hit_rate": entry(0.0)}, {"hit_rate": base}, {"hit_rate": run}, ["hit_rate:abs=0.1"]
+    )
     assert result.failed and "paired" in result.rows[0].status
     # the schema-1 alias hit_rate -> hit is gone: rows named 'hit' no longer pair with hit_rate
-    aliased = _compare({"hit_rate": entry(0.5)}, {"hit_rate": entry(0.0)}, {"hit": base}, {"hit": run},
-                       ["hit_rate:abs=0.1"])
+    aliased = _compare(
+        {"hit_rate": entry(0.5)}, {"hit_rate": entry(0.0)}, {"hit": base}, {"hit": run}, ["hit_rate:abs=0.1"]
+    )
     assert "paired" not in aliased.rows[0].status and "baseline CI" in aliased.rows[0].status
 
 

@@ -1,4 +1,5 @@
 """Tests of bench.records.history: a metric over runs, its table and plot."""
+
 from __future__ import annotations
 
 from pathlib import Path

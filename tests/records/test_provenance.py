@@ -1,4 +1,5 @@
 """Tests of bench.records.provenance: git state, package versions, device description."""
+
 from __future__ import annotations
 
 import shutil

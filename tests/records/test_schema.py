@@ -1,4 +1,5 @@
 """Tests of bench.records.schema: the record format, its checks, and the schema-1 per-image names."""
+
 from __future__ import annotations
 
 import json
@@ -66,11 +67,31 @@ def test_legacy_metric_names() -> None:
     assert R.LEGACY_PER_IMAGE_NAMES == {"hit": "hit_rate", "iou": "miou"}
     from bench.records.schema import legacy_metric_name
 
-    renamed = {n: legacy_metric_name(n) for n in ("hit", "iou", "mask_hit", "mask_iou", "dice", "hit_rate", "miou",
-                                                   "change_rate_all2h", "mask_pixel_auc")}
-    assert renamed == {"hit": "hit_rate", "iou": "miou", "mask_hit": "mask_hit_rate", "mask_iou": "mask_miou",
-                       "dice": "dice", "hit_rate": "hit_rate", "miou": "miou",
-                       "change_rate_all2h": "change_rate_all2h", "mask_pixel_auc": "mask_pixel_auc"}
+    renamed = {
+        n: legacy_metric_name(n)
+        for n in (
+            "hit",
+            "iou",
+            "mask_hit",
+            "mask_iou",
+            "dice",
+            "hit_rate",
+            "miou",
+            "change_rate_all2h",
+            "mask_pixel_auc",
+        )
+    }
+    assert renamed == {
+        "hit": "hit_rate",
+        "iou": "miou",
+        "mask_hit": "mask_hit_rate",
+        "mask_iou": "mask_miou",
+        "dice": "dice",
+        "hit_rate": "hit_rate",
+        "miou": "miou",
+        "change_rate_all2h": "change_rate_all2h",
+        "mask_pixel_auc": "mask_pixel_auc",
+    }
 
 
 def test_schema1_per_image_names_are_renamed_on_load(tmp_path: Path) -> None:

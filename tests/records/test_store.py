@@ -1,4 +1,5 @@
 """Tests of bench.records.store: run folder numbering, run ids, loading by id, named baselines."""
+
 from __future__ import annotations
 
 import gzip
