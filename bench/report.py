@@ -373,7 +373,8 @@ def render(record: dict[str, Any]) -> str:
         f"Data: {'real RSNA' if real else 'built-in synthetic radiographs'} at {cfg['data']['size']} px; "
         f"test split {data['n_test']['pneumonia']} Pneumonia + {data['n_test']['healthy']} Healthy images "
         f"(train {data['n_train']}, tune {data['n_tune']}; the tune split alone chooses thresholds and early "
-        f"stopping; every figure is on test). Preset `{cfg['preset']}`{recipe_text(cfg)}. Figures are value [95% bootstrap CI over images, "
+        f"stopping; every figure is on test). Preset `{cfg['preset']}`{recipe_text(cfg)}. "
+        "Figures are value [95% bootstrap CI over images, "
         f"{cfg['eval']['n_bootstrap']} resamples]" + (", ± standard deviation across seeds" if len(record["seeds"]) > 1 else "") + ".",
         evaluator_line(ev),
         "## Table 1: accuracy after translation to Healthy (%)",

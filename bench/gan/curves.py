@@ -69,8 +69,11 @@ class CurveProbe:
         maps, translated = [], []
         for start in range(0, len(self), CHUNK):
             part = {k: v[start:start + CHUNK] for k, v in self.batch.items()}
-            maps.append(resize_maps(method.lesion_map(part), self.size))
-            translated.append(method.translate(part["image"], HEALTHY).float().cpu())
+            y = method.translate(part["image"], HEALTHY).float()
+            # the default GAN map is |G(x, healthy) - x|: reuse the translation instead of running G twice
+            change = (y - part["image"].float()).abs().mean(1) if _map_is_change(method) else None
+            maps.append(resize_maps(method.lesion_map(part) if change is None else change, self.size))
+            translated.append(y.cpu())
         maps_np = np.concatenate(maps)
         y = torch.cat(translated)
         x = self.batch["image"].float()
@@ -91,3 +94,11 @@ class CurveProbe:
 
     def _truth(self, key: str) -> np.ndarray:
         return self.batch[key][:, 0].numpy() > 0.5
+
+
+def _map_is_change(method: Method) -> bool:
+    """Whether ``method``'s lesion map is the base GAN map |translate(x, healthy) - x| (no override)."""
+    from bench.gan.method import GANMethod  # the method module imports the trainer, which imports this one
+
+    cls = type(method)
+    return isinstance(method, GANMethod) and cls.localize is GANMethod.localize and cls.lesion_map is Method.lesion_map

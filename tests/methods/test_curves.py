@@ -192,7 +192,8 @@ def test_paper_recipe_keeps_the_method_schedule(kit):
 
 
 def _points(values: list[float], every: int = 100) -> list[dict]:
-    return [{"iteration": i * every, "seconds": float(i), "eval_seconds": 0.1, "pooled_auc": v} for i, v in enumerate(values)]
+    return [{"iteration": i * every, "seconds": float(i), "eval_seconds": 0.1, "pooled_auc": v}
+            for i, v in enumerate(values)]
 
 
 def test_flattening_rule_and_figure(tmp_path):
