@@ -2,7 +2,7 @@
 
 ``paper`` is the specification's: each method's own critic schedule (``critic_steps``), its learning
 rates, WGAN-GP, no weight average. ``fast`` is a two-time-scale recipe: one critic step per generator
-step for every method (method schedules such as VA-GAN's boost are not consulted), the critic's
+step for every method (methods' own critic schedules, such as boosted steps, are not consulted), the critic's
 learning rate times :data:`FAST_CRITIC_LR_SCALE`, and an exponential moving average of the
 generator's weights that translates and localizes. ``gan_loss`` is independent of the recipe.
 """
