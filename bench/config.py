@@ -59,6 +59,12 @@ class TrainConfig:
     bf16: bool = False  # bf16 autocast
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_workers: int = 0
+    eval_every: int = 250  # GAN learning curves: a tune-split point every this many iterations (0 = off)
+    curve_images: int = 64  # tune images of a learning-curve point (the first of each domain, half and half)
+    recipe: str = "paper"  # GAN optimisation recipe: paper (the SPEC's) | fast (TTUR + generator EMA)
+    ema_decay: float = 0.999  # decay of the generator's weight average (recipe fast)
+    gan_loss: str = "wgan-gp"  # adversarial loss of every GAN: wgan-gp | r1 (non-saturating + R1 penalty)
+    r1_gamma: float = 1.0  # weight gamma of the R1 penalty gamma/2 E||grad D(real)||^2 (gan_loss r1)
 
 
 @dataclass

@@ -40,6 +40,8 @@ class TrainContext:
 
     ``tune`` is the only split a method may choose on (early stopping, checkpoints, thresholds).
     ``classifier_store`` is where the shared classifier is kept (None: ``<LESIONBENCH_HOME>/classifiers``).
+    ``judge`` is the run's evaluator (anything with ``probs(images)`` and ``threshold``) for learning
+    curves measured during training; None leaves the judged figures out of them.
     """
 
     train: RSNADataset
@@ -48,6 +50,7 @@ class TrainContext:
     resume: bool = False
     progress: bool = True
     classifier_store: Path | None = None
+    judge: Any | None = None
 
 
 class Method(abc.ABC):

@@ -122,7 +122,8 @@ def _run_method(
         for seed in seeds:
             scfg = _seed_config(cfg, seed)
             with watch.stage(f"train {name}"):
-                method, _ = train_method(name, scfg, data, progress=progress)
+                method, _ = train_method(name, scfg, data, progress=progress, judge=judge)
+            run.curves.append(list(getattr(method, "curves", [])))
             with watch.stage(f"evaluate {name}"):
                 run.evals.append(evaluate(method, data.test, judge, cfg.eval, examples, progress))
     except Exception as exc:  # noqa: BLE001 (one method's failure must not lose the others' results)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.config import Config, from_dict, to_dict
@@ -60,9 +61,16 @@ def load_trained(name: str, cfg: Config, out_dir: Path, data_hash: str) -> Metho
 
 
 def train_method(
-    name: str, cfg: Config, data: PreparedData, out_dir: Path | None = None, resume: bool = True, progress: bool = True
+    name: str,
+    cfg: Config,
+    data: PreparedData,
+    out_dir: Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    judge: Any | None = None,
 ) -> tuple[Method, Path]:
-    """Train ``name`` (or reuse its finished checkpoint) and return it with its folder."""
+    """Train ``name`` (or reuse its finished checkpoint) and return it with its folder; ``judge`` (the
+    run's evaluator, optional) scores the learning curves taken during training."""
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, cfg, data)
     if resume:
         done = load_trained(name, cfg, out_dir, data.manifest_hash)
@@ -70,7 +78,9 @@ def train_method(
             return done, out_dir
     method = create_method(name, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    method.fit(TrainContext(train=data.train, tune=data.tune, out_dir=out_dir, resume=resume, progress=progress))
+    method.fit(
+        TrainContext(train=data.train, tune=data.tune, out_dir=out_dir, resume=resume, progress=progress, judge=judge)
+    )
     if _is_main():
         save_checkpoint(
             out_dir / FINAL,

@@ -218,6 +218,15 @@ def test_smoke_run_of_every_method(smoke_cfg: Config, tmp_path: Path) -> None:
         assert ("accuracy_all2h" in figures) == translates, name
     report = (result.run_dir / "report.md").read_text()
     assert "PILLET-GAN w/o SAB" in report and "CheXNet-CAM" in report
+    # every GAN brings its learning curve (judged by the run's evaluator) and the report draws them
+    for name in ("stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"):
+        points = methods[name]["curves"]
+        assert [p["iteration"] for p in points] == [0, smoke_cfg.train.iterations], name
+        assert {"seconds", "eval_seconds", "pooled_auc", "accuracy_p2h"} <= set(points[-1]), name
+        assert methods[name]["curve_eval_seconds"] == pytest.approx(sum(p["eval_seconds"] for p in points))
+    assert "curves" not in methods["chexnet_cam"]
+    assert (result.run_dir / "learning_curves.png").stat().st_size > 0
+    assert "## Learning curves" in report and "GAN recipe `paper`" in report
 
 
 def test_seeds_and_paper_figures_in_report(smoke_cfg: Config, tmp_path: Path, test_methods) -> None:

@@ -28,9 +28,10 @@ CHECKPOINT_FORMAT = "lesionbench-gan/1"
 
 
 def resume_identity(method: GANMethod, data_hash: str) -> str:
-    """What must match for a checkpoint to be resumed: the method, its effective params, data and
-    model; the schedule may change (e.g. more iterations)."""
-    return artifact_identity(method.name, method.cfg, data_hash, dataclasses.asdict(method.params), schedule=False)
+    """What must match for a checkpoint to be resumed: the method, its effective params and recipe,
+    data and model; the schedule may change (e.g. more iterations)."""
+    params = {**dataclasses.asdict(method.params), "recipe": method.recipe.describe()}
+    return artifact_identity(method.name, method.cfg, data_hash, params, schedule=False)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -121,6 +122,12 @@ class TrainLog:
             if not g:  # no generator step yet in this process (e.g. just after a resume): no G losses to log
                 del record["g"]
             fh.write(json.dumps(record) + "\n")
+
+    def curve(self, point: dict[str, float]) -> None:
+        """Record a learning-curve point as its own log line (``{"iteration": ..., "curve": point}``)."""
+        if self.main:
+            with self.path.open("a") as fh:
+                fh.write(json.dumps({"iteration": point["iteration"], "curve": point}) + "\n")
 
     def close(self) -> None:
         """Close the progress bar."""

@@ -40,3 +40,14 @@ def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def total(terms: Terms) -> torch.Tensor:
     """Sum of weighted loss terms."""
     return torch.stack([v.float() for v in terms.values()]).sum()
+
+
+def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
+    """Zero-centred R1 penalty mean_i ||grad_x D(x_i)||_2^2 at the real images (Mescheder et al. 2018).
+
+    The gradient is that of the critic's output summed per sample; the graph is kept so the penalty's
+    gradient reaches the critic's weights. The caller weights it by gamma / 2.
+    """
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_at_least_fp32(critic(x)).sum(), x, create_graph=True)
+    return _at_least_fp32(grad).flatten(1).pow(2).sum(1).mean()

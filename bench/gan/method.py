@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bench.config import Config, to_dict
 from bench.domains import HEALTHY
 from bench.errors import BenchError
 from bench.gan.checkpoint import CHECKPOINT_FORMAT
-from bench.gan.losses import Batch, Network, Terms
+from bench.gan.losses import Batch, Network, Terms, gradient_penalty, r1_penalty
+from bench.gan.recipe import resolve_recipe
 from bench.gan.sampler import Sampler
 from bench.gan.trainer import train
 from bench.method import Method, TrainContext
@@ -46,6 +49,14 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
             m.train(mode)
 
 
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` in eval mode whose parameters take no gradients."""
+    out = copy.deepcopy(module).eval()
+    for p in out.parameters():
+        p.requires_grad_(False)
+    return out
+
+
 class GANMethod(Method):
     """Base class of the GAN methods: networks and losses come from hooks, training from here.
 
@@ -60,12 +71,24 @@ class GANMethod(Method):
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
         super().__init__(cfg, device)
+        self.recipe = resolve_recipe(cfg.train)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train.seed)
             self.generator: nn.Module = self.build_generator()
             self.critic: nn.Module = self.build_critic()
+        self.generator_ema = self._new_ema()
         self.iteration = 0
+        self.curves: list[dict[str, float]] = []  # learning-curve points on the tune split (bench.gan.curves)
         self.to(self.device)
+
+    def _new_ema(self) -> nn.Module | None:
+        """A frozen copy of the generator to hold its weight average, when the recipe keeps one."""
+        return None if self.recipe.ema_decay is None else frozen_copy(self.generator)
+
+    @property
+    def translator(self) -> nn.Module:
+        """The generator that translates and localizes: the weight average when kept, else the trained one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     # ---- hooks -------------------------------------------------------------------------------
 
@@ -94,8 +117,28 @@ class GANMethod(Method):
         return self.params.n_critic
 
     def generate(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """G(x, target) with the raw generator; ``target`` holds one domain per image."""
-        return self.generator(x, target)
+        """G(x, target) with :attr:`translator`; ``target`` holds one domain per image."""
+        return self.translator(x, target)
+
+    # ---- adversarial loss pieces (``train.gan_loss``), for the loss hooks -----------------------
+
+    def critic_adversarial(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> Terms:
+        """Critic terms ``adv_real`` and ``adv_fake``: Wasserstein (wgan-gp) or non-saturating (r1)."""
+        if self.recipe.gan_loss == "r1":
+            return {"adv_real": F.softplus(-real_out.float()).mean(), "adv_fake": F.softplus(fake_out.float()).mean()}
+        return {"adv_real": -real_out.float().mean(), "adv_fake": fake_out.float().mean()}
+
+    def critic_penalty(self, critic: Network, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> Terms:
+        """``gp``: lambda_gp times the WGAN-GP penalty, or ``r1``: gamma/2 times the R1 penalty on ``real``."""
+        if self.recipe.gan_loss == "r1":
+            return {"r1": self.recipe.r1_gamma / 2 * r1_penalty(critic, real)}
+        return {"gp": self.params.lambda_gp * gradient_penalty(critic, real, fake, alpha)}
+
+    def generator_adversarial(self, fake_out: torch.Tensor) -> torch.Tensor:
+        """The generator's adversarial term: -mean D(G(x)) (wgan-gp) or mean softplus(-D(G(x))) (r1)."""
+        if self.recipe.gan_loss == "r1":
+            return F.softplus(-fake_out.float()).mean()
+        return -fake_out.float().mean()
 
     # ---- Method interface --------------------------------------------------------------------
 
@@ -109,13 +152,15 @@ class GANMethod(Method):
         self.device = torch.device(device)
         self.generator.to(self.device)
         self.critic.to(self.device)
+        if self.generator_ema is not None:
+            self.generator_ema.to(self.device)
         return self
 
     def translate(self, x: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
         """G(x, target) in [-1, 1], shape (B, 1, H, W), on ``x``'s device; no gradients."""
         t = torch.as_tensor(target, dtype=torch.int64)
         t = t.expand(len(x)) if t.dim() == 0 else t
-        with torch.no_grad(), eval_mode(self.generator):
+        with torch.no_grad(), eval_mode(self.translator):
             y = self.generate(x.to(self.device).float(), t.to(self.device))
         return y.to(x.device)
 
@@ -131,6 +176,7 @@ class GANMethod(Method):
             torch.manual_seed(seed)
             fresh.generator = fresh.build_generator()
             fresh.critic = fresh.build_critic()
+        fresh.generator_ema = fresh._new_ema()
         return fresh.to(self.device)
 
     def fit(self, ctx: TrainContext) -> None:
@@ -138,15 +184,20 @@ class GANMethod(Method):
         train(self, ctx)
 
     def state_dict(self) -> dict[str, Any]:
-        """Both networks, the iteration reached and the resolved config."""
-        return {
+        """Both networks (and the generator's weight average when kept), the iteration reached, the
+        learning curve and the resolved config."""
+        state = {
             "format": CHECKPOINT_FORMAT,
             "method": self.name,
             "config": to_dict(self.cfg),
             "iteration": self.iteration,
             "generator": self.generator.state_dict(),
             "critic": self.critic.state_dict(),
+            "curves": [dict(point) for point in self.curves],
         }
+        if self.generator_ema is not None:
+            state["generator_ema"] = self.generator_ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore both networks from :meth:`state_dict` (or a training checkpoint)."""
@@ -154,4 +205,9 @@ class GANMethod(Method):
             raise BenchError(f"state of method {state.get('method')!r} cannot be loaded into {self.name!r}")
         self.generator.load_state_dict(state["generator"])
         self.critic.load_state_dict(state["critic"])
+        if "generator_ema" in state:
+            if self.generator_ema is None:
+                self.generator_ema = frozen_copy(self.generator)
+            self.generator_ema.load_state_dict(state["generator_ema"])
         self.iteration = int(state.get("iteration", 0))
+        self.curves = [dict(point) for point in state.get("curves", [])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,9 @@ from bench.gan.checkpoint import (
     resume_identity,
     truncate_log,
 )
+from bench.gan.curves import CurveProbe, is_due, kept_on_resume
 from bench.gan.losses import Batch, Network, Terms, total
+from bench.gan.recipe import ema_decay_at
 from bench.gan.sampler import Sampler
 from bench.method import TrainContext
 
@@ -55,7 +58,9 @@ class GANTrainer:
     """The optimizers, step schedule and (distributed) network handles of one method's training.
 
     In a critic step the critic runs through its DDP wrapper and the generator raw (its output is
-    not trained); in a generator step the reverse, with the critic's weights frozen.
+    not trained); in a generator step the reverse, with the critic's weights frozen. The method's
+    recipe (:mod:`bench.gan.recipe`) sets the critic schedule, the critic's learning rate and whether
+    a weight average of the generator follows each generator step.
     """
 
     def __init__(self, method: GANMethod, dist_info: DistInfo | None = None, bf16: bool = False) -> None:
@@ -64,12 +69,34 @@ class GANTrainer:
         self.method = method
         self.bf16 = bf16
         self.opt_g = torch.optim.Adam(method.generator.parameters(), lr=p.lr_g, betas=method.betas)
-        self.opt_d = torch.optim.Adam(method.critic.parameters(), lr=p.lr_d, betas=method.betas)
+        recipe = method.recipe
+        lr_d = p.lr_d if recipe.lr_d_scale == 1.0 else p.lr_d * recipe.lr_d_scale
+        self.opt_d = torch.optim.Adam(method.critic.parameters(), lr=lr_d, betas=method.betas)
         self.G = _wrap(method.generator, dist_info, method.device)
         self.D = _wrap(method.critic, dist_info, method.device)
         self.iteration = 0
         self.g_steps = 0
         self.cycle = 0  # critic steps taken since the last generator step
+        self.seconds = 0.0  # training wall-clock so far, learning-curve evaluations excluded
+
+    def critic_steps(self) -> int:
+        """Critic steps before the next generator step: the recipe's, else the method's schedule."""
+        n = self.method.recipe.n_critic
+        return n if n is not None else self.method.critic_steps(self.g_steps)
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the generator's weight average towards the weights after generator step ``g_steps``."""
+        ema = self.method.generator_ema
+        if ema is None:
+            return
+        decay = ema_decay_at(self.method.recipe.ema_decay, self.g_steps)
+        live = self.method.generator.state_dict()
+        for key, value in ema.state_dict().items():
+            if value.dtype.is_floating_point:
+                value.lerp_(live[key].detach(), 1.0 - decay)
+            else:
+                value.copy_(live[key])
 
     def autocast(self) -> torch.autocast:
         """bf16 autocast for forward passes when enabled."""
@@ -99,8 +126,9 @@ class GANTrainer:
         d_terms = self.d_step(batch)
         g_terms = None
         self.cycle += 1
-        if self.cycle >= self.method.critic_steps(self.g_steps):
+        if self.cycle >= self.critic_steps():
             g_terms = self.g_step(batch)
+            self.update_ema()
             self.g_steps += 1
             self.cycle = 0
         self.iteration += 1
@@ -113,6 +141,7 @@ class GANTrainer:
             "iteration": self.iteration,
             "g_steps": self.g_steps,
             "cycle": self.cycle,
+            "seconds": self.seconds,
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
         }
@@ -122,6 +151,7 @@ class GANTrainer:
         self.iteration = int(state["iteration"])
         self.g_steps = int(state["g_steps"])
         self.cycle = int(state["cycle"])
+        self.seconds = float(state.get("seconds", 0.0))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.method.iteration = self.iteration
@@ -136,7 +166,8 @@ def train(method: GANMethod, ctx: TrainContext) -> None:
 
     With ``ctx.resume`` and an existing checkpoint the run continues where it stopped (a finished
     run returns at once). Under torchrun (WORLD_SIZE > 1) the networks are wrapped in
-    DistributedDataParallel and only rank 0 writes files.
+    DistributedDataParallel and only rank 0 writes files and takes learning-curve points
+    (:mod:`bench.gan.curves`, on ``ctx.tune`` judged by ``ctx.judge``).
     """
     cfg = method.cfg.train
     out_dir = Path(ctx.out_dir)
@@ -151,8 +182,11 @@ def train(method: GANMethod, ctx: TrainContext) -> None:
         if ctx.resume and path.is_file():
             # loaded on CPU, where RNG states must live; weights and optimizer states copy to the device
             restore(trainer, sampler, load_checkpoint(path), path, identity)
+        else:
+            method.curves = []
         if trainer.iteration >= cfg.iterations:
             return
+        method.curves = kept_on_resume(method.curves, cfg.eval_every, trainer.iteration)
         if dist_info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             if trainer.iteration == 0:
@@ -176,15 +210,39 @@ def _loop(
         ctx.progress,
         dist_info.is_main,
     )
+    probe = CurveProbe(ctx.tune, cfg.curve_images, ctx.judge) if cfg.eval_every > 0 and dist_info.is_main else None
+    probe = probe if probe is not None and len(probe) else None
     method.generator.train()
     method.critic.train()
     try:
+        if probe is not None and trainer.iteration == 0 and not method.curves:
+            _take_point(trainer, probe, log)
+        clock = time.perf_counter()
         while trainer.iteration < cfg.iterations:
             batch = _to_device(method.draw(sampler, cfg.batch_size), method.device)
             d_terms, g_terms = trainer.step(batch)
             it = trainer.iteration
             log.update(it, trainer.g_steps, d_terms, g_terms, it % cfg.log_every == 0 or it == cfg.iterations)
+            now = time.perf_counter()
+            trainer.seconds += now - clock
+            if probe is not None and is_due(it, cfg.eval_every, cfg.iterations):
+                _take_point(trainer, probe, log)
+            clock = time.perf_counter()
             if dist_info.is_main and (it % cfg.checkpoint_every == 0 or it == cfg.iterations):
                 save_checkpoint(path, checkpoint_state(trainer, sampler, identity))
     finally:
         log.close()
+
+
+def _take_point(trainer: GANTrainer, probe: CurveProbe, log: TrainLog) -> None:
+    """Measure a learning-curve point, keep it on the method and write it to the log."""
+    t0 = time.perf_counter()
+    values = probe.measure(trainer.method)
+    point = {
+        "iteration": trainer.iteration,
+        "seconds": trainer.seconds,
+        "eval_seconds": time.perf_counter() - t0,
+        **values,
+    }
+    trainer.method.curves.append(point)
+    log.curve(point)

@@ -33,6 +33,7 @@ class MethodRun:
     evals: list[MethodEval] = field(default_factory=list)
     error: str | None = None
     reference: bool = False
+    curves: list[list[dict[str, float]]] = field(default_factory=list)  # learning-curve points per seed
 
 
 def _seed_entry(figs: list[Figure], resamples: list[np.ndarray | None]) -> dict[str, Any]:
@@ -52,9 +53,26 @@ def _seed_entry(figs: list[Figure], resamples: list[np.ndarray | None]) -> dict[
     return entry
 
 
+def curve_fields(run: MethodRun) -> dict[str, Any]:
+    """Learning-curve entries of a method trained with curves: ``curves`` (the first seed's points),
+    ``curves_by_seed`` (with several seeds), ``curve_eval_seconds`` (the first seed's total evaluation
+    cost) and ``curve_train_seconds`` (its training seconds at the last point); empty without curves."""
+    if not run.curves or not run.curves[0]:
+        return {}
+    first = run.curves[0]
+    out: dict[str, Any] = {
+        "curves": first,
+        "curve_eval_seconds": float(sum(p["eval_seconds"] for p in first)),
+        "curve_train_seconds": float(first[-1]["seconds"]),
+    }
+    if len(run.curves) > 1:
+        out["curves_by_seed"] = run.curves
+    return out
+
+
 def summarize(run: MethodRun) -> dict[str, Any]:
-    """A method's record entry: status, error and per metric the seed-mean figure with its spread;
-    reference maps carry ``"reference": true``."""
+    """A method's record entry: status, error and per metric the seed-mean figure with its spread,
+    plus its learning curves (:func:`curve_fields`); reference maps carry ``"reference": true``."""
     flag = {"reference": True} if run.reference else {}
     if run.error is not None or not run.evals:
         return {"status": "failed", "error": run.error, "metrics": {}, **flag}
@@ -62,7 +80,7 @@ def summarize(run: MethodRun) -> dict[str, Any]:
     for name in run.evals[0].figures:
         evals = [e for e in run.evals if name in e.figures]
         out[name] = _seed_entry([e.figures[name] for e in evals], [e.resamples.get(name) for e in evals])
-    return {"status": "ok", "error": None, "metrics": out, **flag}
+    return {"status": "ok", "error": None, "metrics": out, **flag, **curve_fields(run)}
 
 
 def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData) -> pd.DataFrame:

@@ -2,6 +2,8 @@
 
 Critic: -mean D_src(x) + mean D_src(G(x,t)) + lambda_cls CE(D_cls(x), o) + lambda_gp GP.
 Generator: -mean D_src(G(x,t)) + lambda_cls CE(D_cls(G(x,t)), t) + lambda_rec |x - G(G(x,t), o)|_1.
+(With ``train.gan_loss = "r1"`` the adversarial terms and the penalty are the shared trainer's
+non-saturating loss and R1 penalty instead; see :class:`bench.gan.GANMethod`.)
 The target t is drawn uniformly per sample (so about half the samples keep their domain).
 """
 
@@ -13,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, gradient_penalty, l1
+from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
 from bench.method import DOMAINS
 from bench.registry import register_method
 from methods.stargan.networks import StarGANDiscriminator, StarGANGenerator, check_size, critic_depth
@@ -58,7 +60,7 @@ class StarGAN(GANMethod):
         return {"x": batch["image"], "o": batch["domain"], "t": sampler.randint(N_DOMAINS, n), "alpha": sampler.rand(n)}
 
     def d_loss(self, batch: Batch, G: Network, D: Network) -> Terms:
-        """Wasserstein terms on real vs G(x, t), real-image classification, gradient penalty."""
+        """Adversarial terms on real vs G(x, t), real-image classification, the critic's penalty."""
         p = self.params
         x, o, t = batch["x"], batch["o"], batch["t"]
         with torch.no_grad():
@@ -66,10 +68,9 @@ class StarGAN(GANMethod):
         src_real, cls_real = D(x)
         src_fake, _ = D(fake)
         return {
-            "adv_real": -src_real.float().mean(),
-            "adv_fake": src_fake.float().mean(),
+            **self.critic_adversarial(src_real, src_fake),
             "cls": p.lambda_cls * classification(cls_real, o),
-            "gp": p.lambda_gp * gradient_penalty(lambda z: D(z)[0], x, fake, batch["alpha"]),
+            **self.critic_penalty(lambda z: D(z)[0], x, fake, batch["alpha"]),
         }
 
     def translation_terms(
@@ -80,7 +81,7 @@ class StarGAN(GANMethod):
         fake = G(x, target)
         src, cls = D(fake)
         terms = {
-            f"adv{suffix}": -src.float().mean(),
+            f"adv{suffix}": self.generator_adversarial(src),
             f"cls{suffix}": p.lambda_cls * classification(cls, target),
             f"rec{suffix}": p.lambda_rec * l1(G(fake, source), x),
         }

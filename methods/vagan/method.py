@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, gradient_penalty, l1
+from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
 from bench.method import HEALTHY, PNEUMONIA
 from bench.registry import register_method
 from methods.stargan.networks import check_size
@@ -77,24 +77,20 @@ class VAGAN(GANMethod):
         return torch.tanh(x + G(x))
 
     def d_loss(self, batch: Batch, G: Network, D: Network) -> Terms:
-        """WGAN-GP between real Healthy images and translated Pneumonia images."""
+        """WGAN-GP (or the recipe's loss) between real Healthy images and translated Pneumonia images."""
         x, real = batch["x"], batch["real"]
         with torch.no_grad():
             fake = self.healthy(G, x)
-        return {
-            "adv_real": -D(real).float().mean(),
-            "adv_fake": D(fake).float().mean(),
-            "gp": self.params.lambda_gp * gradient_penalty(D, real, fake, batch["alpha"]),
-        }
+        return {**self.critic_adversarial(D(real), D(fake)), **self.critic_penalty(D, real, fake, batch["alpha"])}
 
     def g_loss(self, batch: Batch, G: Network, D: Network) -> Terms:
         """Adversarial term plus lambda_map |y - x|_1."""
         x = batch["x"]
         y = self.healthy(G, x)
-        return {"adv": -D(y).float().mean(), "map": self.params.lambda_map * l1(y, x)}
+        return {"adv": self.generator_adversarial(D(y)), "map": self.params.lambda_map * l1(y, x)}
 
     def generate(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """tanh(x + M(x)) for target Healthy; other targets are not supported."""
         if bool((target != HEALTHY).any()):
             raise ValueError("VA-GAN only translates to the Healthy domain (target 0); it has no Pneumonia generator")
-        return self.healthy(self.generator, x)
+        return self.healthy(self.translator, x)
