@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,18 @@ def write_runs(runs: Path, values: list[float]) -> list[Path]:
         R.write_record(run_dir, rec)
         out.append(run_dir)
     return out
+
+
+def schema1_copy_of_baseline(dest: Path) -> Path:
+    """The committed quick baseline written back in schema 1 (per-image rows named ``hit``/``iou``, as
+    baselines were stored before schema 2) into ``dest``; returns the record path."""
+    root = Path(__file__).resolve().parents[2] / "results" / "baselines"
+    record = json.loads((root / "quick.json").read_text())
+    record["schema"] = 1
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "quick.json").write_text(json.dumps(record))
+    frame = pd.read_csv(root / "quick.per_image.csv.gz")
+    old = {"hit_rate": "hit", "miou": "iou", "mask_hit_rate": "mask_hit", "mask_miou": "mask_iou"}
+    frame["metric"] = frame["metric"].replace(old)
+    frame.to_csv(dest / "quick.per_image.csv.gz", index=False)
+    return dest / "quick.json"

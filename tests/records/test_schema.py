@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from record_factory import base_values, entry, make_record, per_image
+from record_factory import base_values, entry, make_record, per_image, schema1_copy_of_baseline
 
 from bench import records as R
 from bench.errors import BenchError
@@ -109,10 +109,10 @@ def test_schema1_per_image_names_are_renamed_on_load(tmp_path: Path) -> None:
     assert list(dict.fromkeys(R.load_per_image(baseline)["metric"])) == ["hit_rate", "mask_miou", "dice"]
 
 
-def test_committed_schema1_baseline_reads_with_current_names() -> None:
-    record = ROOT / "results" / "baselines" / "quick.json"
+def test_committed_schema1_baseline_reads_with_current_names(tmp_path: Path) -> None:
+    record = schema1_copy_of_baseline(tmp_path / "old")
     assert R.read_record(record)["schema"] == 1
-    raw = pd.read_csv(ROOT / "results" / "baselines" / "quick.per_image.csv.gz")
+    raw = pd.read_csv(tmp_path / "old" / "quick.per_image.csv.gz")
     frame = R.load_per_image(record)
     names = set(frame["metric"])
     assert {"hit_rate", "miou", "mask_hit_rate", "mask_miou"} <= names
