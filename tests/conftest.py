@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from bench.config import Config, load_config
 
@@ -53,3 +55,25 @@ def rsna_dir() -> Path:
     if not (RSNA_DIR / "labels" / "stage_2_train_labels.csv").is_file():
         pytest.skip(f"real RSNA sample not found at {RSNA_DIR} (set LESIONBENCH_RSNA_DIR)")
     return RSNA_DIR
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """DenseNet on tiny images runs fastest on one thread; two threads on busy cores crawl."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def smooth_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random images (n, 1, size, size) in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, size // 8, size // 8, generator=g)
+    return torch.nn.functional.interpolate(coarse, size=size, mode="bilinear") * 2 - 1
+
+
+@pytest.fixture()
+def images() -> Callable[..., torch.Tensor]:
+    """Factory of smooth random images: ``images(n, size, seed=0)``."""
+    return smooth_images

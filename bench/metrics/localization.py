@@ -42,13 +42,8 @@ _MEAN_FIGURES = {
 
 
 def _summary(value: float, ci: tuple[float, float], n: int) -> dict[str, object]:
-    """One figure as stored in a run record: value, CI, number of images, direction."""
-    return {
-        "value": float(value),
-        "ci": (float(ci[0]), float(ci[1])),
-        "n": int(n),
-        "higher_is_better": True,
-    }
+    """One figure: value, CI and number of images (its direction comes from ``bench.figure``)."""
+    return {"value": float(value), "ci": (float(ci[0]), float(ci[1])), "n": int(n)}
 
 
 def localization_metrics(
@@ -70,7 +65,7 @@ def localization_metrics(
     * ``summary``: ``pooled_auc``, ``pooled_ap``, ``pixel_auc`` (mean), ``ap`` (mean),
       ``hit_rate``, ``miou``, ``dice``, ``energy`` and, with ``healthy_maps``,
       ``detection_auc``; each a dict with ``value``, 95% (``1 - alpha``) bootstrap ``ci`` over
-      images, ``n`` (images that count) and ``higher_is_better``. Means ignore NaNs.
+      images and ``n`` (images that count). Means ignore NaNs.
     * ``roc``: the pooled ROC curve for plotting (:meth:`PooledROC.roc_curve`).
     * ``bootstrap``: for every summary figure, its per-resample statistics ``(n_resamples,)``
       (all figures share the image draws), to combine seeds with :func:`seed_mean_ci`.

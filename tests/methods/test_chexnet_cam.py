@@ -5,7 +5,7 @@ The engine's classifier parts are tested in tests/classifier.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +23,7 @@ from bench.method import TrainContext
 from bench.registry import create_method, list_methods
 from methods.chexnet_cam.method import ChexNetCAM, cam_formula
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """DenseNet on tiny images runs fastest on one thread; two threads on busy cores crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def random_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Smooth random images in [-1, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n, 1, size // 8, size // 8, generator=g)
-    return torch.nn.functional.interpolate(coarse, size=size, mode="bilinear") * 2 - 1
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mixed_sign_model(x: torch.Tensor) -> clf.DenseNetClassifier:
@@ -59,18 +45,18 @@ def method_with(name: str, model: clf.DenseNetClassifier, sets: list[str] | None
     return method
 
 
-def test_registered_and_not_translating() -> None:
+def test_registered_and_not_translating(images: Callable[..., torch.Tensor]) -> None:
     assert {"chexnet_cam", "chexnet_ig"} <= set(list_methods())
     method = create_method("chexnet_cam", load_config("smoke", sets=["train.device='cpu'"]))
     assert not method.translates
     with pytest.raises(TypeError):
-        method.translate(random_images(1, 32), 0)
+        method.translate(images(1, 32), 0)
     with pytest.raises(BenchError, match="fit it or load"):
-        method.localize(random_images(1, 32))
+        method.localize(images(1, 32))
 
 
-def test_captum_gradcam_equals_cam_formula_up_to_scale() -> None:
-    x = random_images(2, 96, seed=3)  # 3x3 final feature maps
+def test_captum_gradcam_equals_cam_formula_up_to_scale(images: Callable[..., torch.Tensor]) -> None:
+    x = images(2, 96, seed=3)  # 3x3 final feature maps
     model = mixed_sign_model(x)
     layer_cam = LayerGradCam(model, model.cam_layer).attribute(x, target=0)[:, 0]
     with torch.no_grad():
@@ -91,10 +77,10 @@ def test_captum_gradcam_equals_cam_formula_up_to_scale() -> None:
 
 @pytest.mark.parametrize("name", ["chexnet_cam", "chexnet_ig"])
 @pytest.mark.parametrize("size", [32, 64])
-def test_map_shapes(name: str, size: int) -> None:
+def test_map_shapes(name: str, size: int, images: Callable[..., torch.Tensor]) -> None:
     sets = ["method.chexnet_ig.n_steps=4", "method.chexnet_ig.internal_batch_size=3"]
     method = method_with(name, clf.build_classifier(0), sets)
-    x = random_images(3, size)
+    x = images(3, size)
     maps = method.localize(x)
     assert maps.shape == (3, size, size) and maps.dtype == torch.float32
     assert torch.isfinite(maps).all() and (maps >= 0).all()
@@ -105,8 +91,8 @@ def test_ig_settings_are_checked() -> None:
         create_method("chexnet_ig", load_config("smoke", sets=["method.chexnet_ig.map='signed'"]))
 
 
-def test_ig_positive_vs_abs() -> None:
-    x = random_images(2, 32)
+def test_ig_positive_vs_abs(images: Callable[..., torch.Tensor]) -> None:
+    x = images(2, 32)
     model = clf.build_classifier(1)
     sets = ["method.chexnet_ig.n_steps=4"]
     pos = method_with("chexnet_ig", model, sets).localize(x)
