@@ -153,8 +153,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     preflight.check_writable_dir(Path(args.out) if args.out else checkpoints_root(), "checkpoint folder")
     data = open_data(cfg.data, progress=True)
     preflight.check_splits(data, cfg.data, preflight.NEEDS_TRAINING)
+    judge = None
+    if get_method_class(args.method).translates and cfg.train.eval_every > 0:
+        from bench.classifier import get_evaluator
+
+        judge = get_evaluator(cfg, data, progress=True)  # scores the learning curves' P→H share
     _, out_dir = train_method(
-        args.method, cfg, data, Path(args.out) if args.out else None, resume=args.resume, progress=True
+        args.method, cfg, data, Path(args.out) if args.out else None, resume=args.resume, progress=True, judge=judge
     )
     print(f"trained {args.method} ({cfg.preset}); checkpoints in {out_dir}")
     return 0
@@ -172,6 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         runs_root=Path(args.out),
         progress=True,
         references=not args.no_references,
+        jobs=args.jobs,
+        threads=args.threads,
     )
     print(f"report: {result.run_dir / 'report.md'}")
     failed = [n for n, m in result.record["methods"].items() if m["status"] != "ok"]
@@ -270,6 +277,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", default="results/runs", help="runs folder (default results/runs)")
     p.add_argument("--seeds", type=int, default=1, metavar="N", help="train each method N times (seeds seed..seed+N-1)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="methods trained at the same time, each in its own process (default: one per core on a CPU, 1 on a GPU)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="T",
+        help="threads per process (default: cores / jobs for training, all cores for evaluation)",
+    )
     p.add_argument(
         "--classifier-weights", metavar="FILE", help="evaluator weights (.safetensors or state dict): skip its training"
     )

@@ -41,7 +41,8 @@ class TrainContext:
     ``tune`` is the only split a method may choose on (early stopping, checkpoints, thresholds).
     ``classifier_store`` is where the shared classifier is kept (None: ``<LESIONBENCH_HOME>/classifiers``).
     ``judge`` is the run's evaluator (anything with ``probs(images)`` and ``threshold``) for learning
-    curves measured during training; None leaves the judged figures out of them.
+    curves measured during training; None leaves the judged figures out of them. ``progress_row`` is the
+    terminal line of the progress bar (methods training side by side each keep their own line).
     """
 
     train: RSNADataset
@@ -51,6 +52,7 @@ class TrainContext:
     progress: bool = True
     classifier_store: Path | None = None
     judge: Any | None = None
+    progress_row: int = 0
 
 
 class Method(abc.ABC):

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import preflight, records, rundir
+from bench import parallel, preflight, records, rundir
 from bench.atomic import atomic_write_text
 from bench.config import Config
 from bench.data import PreparedData, open_data
@@ -106,6 +106,21 @@ def _seed_config(cfg: Config, seed: int) -> Config:
     return out
 
 
+Trained = dict[tuple[str, int], tuple[float, str | None, str]]
+
+
+def train_side_by_side(
+    names: list[str], cfg: Config, seeds: list[int], layout: parallel.Layout, watch: Stopwatch, progress: bool
+) -> Trained:
+    """With more than one job, train every method and seed in worker processes before evaluation
+    (the run then loads their checkpoints); returns each one's seconds and error, if any."""
+    tasks = [(n, _seed_config(cfg, s)) for n in names if not get_method_class(n).reference for s in seeds]
+    if layout.jobs < 2 or not tasks:
+        return {}
+    with watch.stage(f"train ({layout.jobs} processes x {layout.threads} threads)"):
+        return parallel.train_concurrently(tasks, layout, progress)
+
+
 def _run_method(
     name: str,
     cfg: Config,
@@ -116,10 +131,14 @@ def _run_method(
     watch: Stopwatch,
     log: list[str],
     progress: bool,
+    trained: Trained,
 ) -> MethodRun:
     run = MethodRun(name, reference=get_method_class(name).reference)
     try:
         for seed in seeds:
+            _, error, trace = trained.get((name, seed), (0.0, None, ""))
+            if error is not None:
+                raise BenchError(f"training in a worker process failed: {error}\n{trace}")
             scfg = _seed_config(cfg, seed)
             with watch.stage(f"train {name}"):
                 method, _ = train_method(name, scfg, data, progress=progress, judge=judge)
@@ -171,10 +190,13 @@ def run_benchmark(
     progress: bool = True,
     repo: Path | None = None,
     references: bool = True,
+    jobs: int | None = 1,
+    threads: int | None = None,
 ) -> RunResult:
     """Train (or reuse) and evaluate methods (plus the reference maps the data allows, unless
-    ``references`` is false), then write record, per-image values, report and figures."""
-    from bench.classifier import get_evaluator
+    ``references`` is false), then write record, per-image values, report and figures. ``jobs``
+    methods train at a time with ``threads`` threads each (:mod:`bench.parallel`; None: its default)."""
+    from bench.device import resolve_device
 
     if n_seeds < 1:
         raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
@@ -182,6 +204,24 @@ def run_benchmark(
     preflight.check_writable_dir(runs_root, "runs folder")
     preflight.check_writable_dir(checkpoints_root(), "checkpoints folder")
     seeds = [cfg.train.seed + k for k in range(n_seeds)]
+    trainable = [n for n in names if not get_method_class(n).reference]
+    layout = parallel.plan(jobs, threads, len(trainable) * n_seeds, resolve_device(cfg.train.device))
+    with parallel.torch_threads(layout.eval_threads):
+        return _run(names, cfg, seeds, runs_root, progress, repo, references, layout)
+
+
+def _run(
+    names: list[str],
+    cfg: Config,
+    seeds: list[int],
+    runs_root: Path,
+    progress: bool,
+    repo: Path | None,
+    references: bool,
+    layout: parallel.Layout,
+) -> RunResult:
+    from bench.classifier import get_evaluator
+
     watch, log = Stopwatch(announce=progress), []
     started = datetime.now(timezone.utc)
     commit, dirty = records.git_state(repo or Path.cwd())  # the code that runs, read before any work
@@ -195,7 +235,8 @@ def run_benchmark(
         judge = get_evaluator(cfg, data, progress=progress)
         untranslated = untranslated_accuracy(data.test, judge, cfg.eval)
     examples = pick_examples(data.test, cfg.eval.n_qualitative)
-    runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress) for n in names]
+    trained = train_side_by_side(names, cfg, seeds, layout, watch, progress)
+    runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress, trained) for n in names]
 
     reserved = rundir.reserve(runs_root, commit, dirty, started)
     run_dir, tmp = reserved.final, reserved.tmp
@@ -203,6 +244,7 @@ def run_benchmark(
         record = build_record(
             run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs, watch.times
         )
+        record["layout"] = layout.describe()
         records.write_per_image(tmp, per_image_frame(runs, seeds, data))
         with watch.stage("report"):
             write_report(tmp, record, roc_curves(runs, record), qualitative_examples(runs, data, examples))

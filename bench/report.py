@@ -268,6 +268,16 @@ def recipe_text(cfg: dict[str, Any]) -> str:
     return text
 
 
+def layout_text(layout: dict[str, int] | None) -> str:
+    """How the run used the machine (absent in records older than ``--jobs``)."""
+    if not layout:
+        return ""
+    return (
+        f"; training {layout['jobs']} method(s) at a time with {layout['threads']} thread(s) each, "
+        f"evaluation with {layout['eval_threads']} thread(s)"
+    )
+
+
 def provenance(record: dict[str, Any]) -> str:
     """Config hash, commit, versions, device, data manifest and time per stage."""
     commit = (record.get("commit") or "not a git checkout")[:12] + (" (dirty)" if record.get("dirty") else "")
@@ -276,7 +286,7 @@ def provenance(record: dict[str, Any]) -> str:
         f"- preset `{record['config']['preset']}`{recipe_text(record['config'])}, "
         f"config hash `{record['config_hash']}`, seeds {record['seeds']}",
         f"- commit `{commit}`",
-        f"- device: {record['device']}",
+        f"- device: {record['device']}{layout_text(record.get('layout'))}",
         f"- data: `{record['data']['root']}` ({'built-in synthetic' if record['data']['synthetic'] else 'RSNA'}), "
         f"manifest hash `{record['data']['manifest_hash']}`",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),

@@ -68,9 +68,11 @@ def train_method(
     resume: bool = True,
     progress: bool = True,
     judge: Any | None = None,
+    progress_row: int = 0,
 ) -> tuple[Method, Path]:
     """Train ``name`` (or reuse its finished checkpoint) and return it with its folder; ``judge`` (the
-    run's evaluator, optional) scores the learning curves taken during training."""
+    run's evaluator, optional) scores the learning curves taken during training; ``progress_row`` is
+    the terminal line of its progress bar."""
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, cfg, data)
     if resume:
         done = load_trained(name, cfg, out_dir, data.manifest_hash)
@@ -79,7 +81,15 @@ def train_method(
     method = create_method(name, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
     method.fit(
-        TrainContext(train=data.train, tune=data.tune, out_dir=out_dir, resume=resume, progress=progress, judge=judge)
+        TrainContext(
+            train=data.train,
+            tune=data.tune,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            judge=judge,
+            progress_row=progress_row,
+        )
     )
     if _is_main():
         save_checkpoint(

@@ -98,13 +98,32 @@ def _summary(terms: Terms) -> dict[str, float]:
 class TrainLog:
     """Progress bar on the main process and a JSON-lines log of the losses in ``out_dir``."""
 
-    def __init__(self, path: Path, start: int, end: int, images_per_iteration: int, show: bool, main: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        start: int,
+        end: int,
+        images_per_iteration: int,
+        show: bool,
+        main: bool,
+        label: str = "",
+        row: int = 0,
+    ) -> None:
         self.path = path
         self.main = main
         self.start = start
         self.images_per_iteration = images_per_iteration
         self.t0 = time.perf_counter()
-        self.bar = tqdm(total=end, initial=start, disable=not (show and main), unit="it", dynamic_ncols=True)
+        self.bar = tqdm(
+            total=end,
+            initial=start,
+            desc=label or None,
+            position=row,
+            leave=row == 0,
+            disable=not (show and main),
+            unit="it",
+            dynamic_ncols=True,
+        )
         self.last_g: Terms | None = None
 
     def update(self, iteration: int, g_steps: int, d_terms: Terms, g_terms: Terms | None, write: bool) -> None:

@@ -209,6 +209,8 @@ def _loop(
         cfg.batch_size * dist_info.world_size,
         ctx.progress,
         dist_info.is_main,
+        label=method.name,
+        row=ctx.progress_row,
     )
     probe = CurveProbe(ctx.tune, cfg.curve_images, ctx.judge) if cfg.eval_every > 0 and dist_info.is_main else None
     probe = probe if probe is not None and len(probe) else None

@@ -1,0 +1,154 @@
+"""Concurrent training for ``run --jobs N``: methods train side by side in separate processes.
+
+Small networks use several threads poorly, so on a CPU N processes with cores/N threads each finish
+a set of methods sooner than one process after another with every thread. A worker trains exactly
+as :func:`bench.runner.train_method` does in-process (same config, seed and thread count give the
+same weights) and leaves the finished checkpoint where the run then loads it; the evaluator is
+trained by the run before any worker starts, so the workers only load it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from bench.config import Config, from_dict, to_dict
+from bench.errors import BenchError, first_line
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a run uses the machine: ``jobs`` training processes with ``threads`` threads each, and
+    ``eval_threads`` for everything the run does itself (evaluator, evaluation)."""
+
+    jobs: int
+    threads: int
+    eval_threads: int
+
+    def describe(self) -> dict[str, int]:
+        """Plain values for the run record."""
+        return {"jobs": self.jobs, "threads": self.threads, "eval_threads": self.eval_threads}
+
+
+def cpu_count() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def plan(jobs: int | None, threads: int | None, n_trainable: int, device: torch.device) -> Layout:
+    """The layout of a run. Default jobs: one per core (at most one per method to train) on a CPU,
+    where that was measured fastest (docs/decisions.md), one on a GPU; default threads: cores/jobs.
+    An explicit ``threads`` applies to the run's own process too (so that ``--jobs 1`` and ``--jobs 2``
+    with equal threads compute the same numbers)."""
+    cores = cpu_count()
+    if jobs is not None and jobs < 1:
+        raise BenchError(f"--jobs must be at least 1, got {jobs}")
+    if threads is not None and threads < 1:
+        raise BenchError(f"--threads must be at least 1, got {threads}")
+    if jobs is None:
+        jobs = 1 if device.type == "cuda" else max(1, min(cores, n_trainable))
+    per_job = threads if threads is not None else max(1, cores // jobs)
+    return Layout(jobs, per_job, threads if threads is not None else max(1, cores))
+
+
+@contextmanager
+def _worker_env(threads: int) -> Iterator[None]:
+    """Environment the worker processes start with: OpenMP sized to ``threads`` and waiting passively
+    (busy-waiting threads of two processes on shared cores slow both)."""
+    keys = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` intra-op threads, restoring the previous count after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+_ROW = 0
+
+
+def _init_worker(threads: int, rows: Any) -> None:
+    global _ROW
+    torch.set_num_threads(threads)
+    _ROW = rows.get()
+
+
+def _train_one(name: str, table: dict[str, Any], progress: bool) -> tuple[float, str | None, str]:
+    """Train one method and seed in a worker; returns (seconds, error line or None, traceback)."""
+    from bench.classifier import get_evaluator
+    from bench.data import open_data
+    from bench.registry import get_method_class
+    from bench.runner import train_method
+
+    t0 = time.perf_counter()
+    try:
+        try:
+            get_method_class(name)
+        except BenchError:
+            raise BenchError(
+                f"method {name!r} is not registered in a new process (registered at run time?); train it with --jobs 1"
+            ) from None
+        cfg = from_dict(table)
+        data = open_data(cfg.data, progress=False)
+        judge = get_evaluator(cfg, data, progress=False) if get_method_class(name).translates else None
+        train_method(name, cfg, data, progress=progress, judge=judge, progress_row=_ROW)
+    except Exception as exc:  # noqa: BLE001 (reported to the run, which records the method as failed)
+        return time.perf_counter() - t0, f"{type(exc).__name__}: {first_line(exc, default='')}", traceback.format_exc()
+    return time.perf_counter() - t0, None, ""
+
+
+def train_concurrently(
+    tasks: list[tuple[str, Config]], layout: Layout, progress: bool = True
+) -> dict[tuple[str, int], tuple[float, str | None, str]]:
+    """Train every (method, config) of ``tasks`` in ``layout.jobs`` processes; returns, per
+    (method, seed), the worker's seconds, its error line (None when it finished) and traceback."""
+    context = multiprocessing.get_context("spawn")  # fork would copy the parent's OpenMP state
+    rows = context.Queue()
+    for row in range(1, layout.jobs + 1):
+        rows.put(row)
+    results: dict[tuple[str, int], tuple[float, str | None, str]] = {}
+    with _worker_env(layout.threads):
+        with ProcessPoolExecutor(
+            layout.jobs, mp_context=context, initializer=_init_worker, initargs=(layout.threads, rows)
+        ) as pool:
+            futures = {
+                pool.submit(_train_one, name, to_dict(cfg), progress): (name, cfg.train.seed) for name, cfg in tasks
+            }
+            with tqdm(
+                total=len(futures), desc="methods trained", unit="method", disable=not progress, position=0
+            ) as bar:
+                for future in as_completed(futures):
+                    try:
+                        results[futures[future]] = future.result()
+                    except Exception as exc:  # noqa: BLE001 (a worker killed from outside, e.g. out of memory)
+                        results[futures[future]] = (0.0, f"{type(exc).__name__}: {first_line(exc, default='')}", "")
+                    bar.update(1)
+    return results

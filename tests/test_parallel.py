@@ -1,0 +1,125 @@
+"""``run --jobs N``: methods trained side by side in worker processes give the run that one process gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from bench import parallel, registry
+from bench.config import Config
+from bench.errors import BenchError
+from bench.method import Method
+from bench.pipeline import run_benchmark
+
+METHODS = "stargan,vagan,chexnet_cam"
+
+
+def _values(record: dict[str, Any]) -> dict[str, Any]:
+    """Every method's metrics and learning-curve values (wall-clock seconds left out)."""
+    out = {}
+    for name, entry in record["methods"].items():
+        curves = [{k: v for k, v in p.items() if "seconds" not in k} for p in entry.get("curves", [])]
+        out[name] = {"status": entry["status"], "metrics": entry["metrics"], "curves": curves}
+    return out
+
+
+def _run(cfg: Config, tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    # each run trains into its own checkpoint folder (the evaluator's store stays shared)
+    monkeypatch.setenv("LESIONBENCH_CHECKPOINTS", str(tmp_path / f"checkpoints-{jobs}"))
+    result = run_benchmark(METHODS, cfg, runs_root=tmp_path / f"runs-{jobs}", progress=False, jobs=jobs, threads=1)
+    assert result.ok, {n: m["error"] for n, m in result.record["methods"].items() if m["error"]}
+    return result.record
+
+
+def test_two_jobs_give_the_record_of_one(smoke_cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one = _run(smoke_cfg, tmp_path, 1, monkeypatch)
+    two = _run(smoke_cfg, tmp_path, 2, monkeypatch)
+    assert one["layout"] == {"jobs": 1, "threads": 1, "eval_threads": 1}
+    assert two["layout"] == {"jobs": 2, "threads": 1, "eval_threads": 1}
+    assert _values(two) == _values(one)
+    assert len(two["methods"]["stargan"]["curves"]) >= 2
+    assert any(k.startswith("train (2 processes") for k in two["times"])
+    assert not any(k.startswith("train (") for k in one["times"])
+    assert "training 2 method(s) at a time" in (next((tmp_path / "runs-2").glob("0001_*")) / "report.md").read_text()
+
+
+class _Brightness(Method):
+    """Registered at run time only: the lesion map is the image."""
+
+    def fit(self, ctx) -> None:
+        pass
+
+    def localize(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, 0]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@pytest.fixture()
+def runtime_method():
+    registry.register_method("t_runtime_only")(_Brightness)
+    yield
+    registry._REGISTRY.pop("t_runtime_only", None)
+
+
+def test_a_method_the_workers_cannot_find_fails_alone(
+    smoke_cfg: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime_method
+) -> None:
+    """A method registered at run time (unknown to a fresh process) is recorded as failed with the
+    reason; the other methods of the run finish."""
+    monkeypatch.setenv("LESIONBENCH_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    result = run_benchmark(
+        "t_runtime_only,stargan", smoke_cfg, runs_root=tmp_path / "runs", progress=False, jobs=2, references=False
+    )
+    methods = result.record["methods"]
+    assert not result.ok
+    assert methods["stargan"]["status"] == "ok"
+    assert methods["t_runtime_only"]["status"] != "ok"
+    assert "not registered in a new process" in methods["t_runtime_only"]["error"]
+    assert "--jobs 1" in methods["t_runtime_only"]["error"]
+
+
+def test_plan_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "cpu_count", lambda: 8)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert parallel.plan(None, None, 5, cpu) == parallel.Layout(5, 1, 8)  # one per method, at most one per core
+    assert parallel.plan(None, None, 20, cpu) == parallel.Layout(8, 1, 8)
+    assert parallel.plan(2, None, 5, cpu) == parallel.Layout(2, 4, 8)
+    assert parallel.plan(3, None, 5, cpu) == parallel.Layout(3, 2, 8)
+    assert parallel.plan(None, None, 5, cuda) == parallel.Layout(1, 8, 8)
+    assert parallel.plan(2, 1, 5, cpu) == parallel.Layout(2, 1, 1)  # explicit threads hold for the run too
+    assert parallel.plan(None, None, 0, cpu).jobs == 1
+
+
+@pytest.mark.parametrize(("jobs", "threads", "word"), [(0, None, "--jobs"), (2, 0, "--threads")])
+def test_plan_rejects_nonsense(jobs: int, threads: int | None, word: str) -> None:
+    with pytest.raises(BenchError, match=word):
+        parallel.plan(jobs, threads, 3, torch.device("cpu"))
+
+
+def test_torch_threads_restores_the_count() -> None:
+    before = torch.get_num_threads()
+    with parallel.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_cli_rejects_zero_jobs_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from bench.cli import main
+
+    assert main(["run", "--preset", "smoke", "--jobs", "0", "--out", str(tmp_path / "runs")]) == 2
+    assert "--jobs must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_record_layout_is_json(smoke_cfg: Config) -> None:
+    layout = parallel.plan(2, 1, 2, torch.device("cpu"))
+    assert json.loads(json.dumps(layout.describe())) == {"jobs": 2, "threads": 1, "eval_threads": 1}
