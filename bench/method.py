@@ -64,6 +64,8 @@ class Method(abc.ABC):
     reference: ClassVar[bool] = False  # a reference map (chance, trivial, prior, oracle), reported in its own block
     needs: ClassVar[frozenset[str]] = frozenset()  # batch keys beyond "image" it needs (RSNADataset.keys)
     uses_classifier: ClassVar[bool] = False  # relies on the shared classifier: its settings enter the identity
+    # training time relative to the other methods at equal settings; ``run --jobs`` starts the longest first
+    training_cost: ClassVar[float] = 1.0
     Params: ClassVar[type] = NoParams
     # preset name -> parameter values for that preset (under the user's ``method.<name>.*`` settings)
     preset_params: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -114,7 +114,10 @@ def train_side_by_side(
 ) -> Trained:
     """With more than one job, train every method and seed in worker processes before evaluation
     (the run then loads their checkpoints); returns each one's seconds and error, if any."""
-    tasks = [(n, _seed_config(cfg, s)) for n in names if not get_method_class(n).reference for s in seeds]
+    trainable = sorted(
+        (n for n in names if not get_method_class(n).reference), key=lambda n: -get_method_class(n).training_cost
+    )  # longest first, so that no long training starts last while the other workers idle
+    tasks = [(n, _seed_config(cfg, s)) for n in trainable for s in seeds]
     if layout.jobs < 2 or not tasks:
         return {}
     with watch.stage(f"train ({layout.jobs} processes x {layout.threads} threads)"):

@@ -123,3 +123,16 @@ def test_cli_rejects_zero_jobs_before_any_work(tmp_path: Path, capsys: pytest.Ca
 def test_record_layout_is_json(smoke_cfg: Config) -> None:
     layout = parallel.plan(2, 1, 2, torch.device("cpu"))
     assert json.loads(json.dumps(layout.describe())) == {"jobs": 2, "threads": 1, "eval_threads": 1}
+
+
+def test_longest_training_starts_first(smoke_cfg: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tasks go to the workers in decreasing ``training_cost`` (ties keep the run's order)."""
+    from bench import pipeline
+
+    seen: list[str] = []
+    monkeypatch.setattr(
+        parallel, "train_concurrently", lambda tasks, layout, progress: seen.extend(n for n, _ in tasks)
+    )
+    names = ["chexnet_cam", "stargan", "vagan", "pillet", "ref_random"]
+    pipeline.train_side_by_side(names, smoke_cfg, [0], parallel.Layout(2, 1, 1), pipeline.Stopwatch(), False)
+    assert seen == ["vagan", "stargan", "pillet", "chexnet_cam"]

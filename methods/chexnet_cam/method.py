@@ -72,6 +72,7 @@ class _ChexNetMethod(Method):
 
     translates = False
     uses_classifier = True
+    training_cost = 0.0  # loads the shared classifier, which the run trains before any method
 
     def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
         super().__init__(cfg, device)

@@ -45,6 +45,7 @@ class VAGAN(GANMethod):
     Params = VAGANParams
     # The SPEC's 100 critic steps for each of the first 25 generator steps take 2,500 iterations, more
     # than the short presets have: they keep only the boost of every 100th generator step.
+    training_cost: ClassVar[float] = 2.0  # its U-Net and critic take about twice a StarGAN iteration
     preset_params: ClassVar[dict[str, dict[str, Any]]] = {"quick": {"boost_first": 0}, "standard": {"boost_first": 0}}
 
     def build_generator(self) -> nn.Module:
