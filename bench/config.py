@@ -120,19 +120,25 @@ def _smoke() -> Config:
 
 
 def _quick() -> Config:
+    """Smoke-level comparison on any machine: under 10 minutes for every method on 2 CPU cores."""
     return Config(
         preset="quick",
-        train=TrainConfig(iterations=1000, batch_size=4, checkpoint_every=250),
+        train=TrainConfig(iterations=1000, batch_size=4, checkpoint_every=250, recipe="fast"),
         classifier=ClassifierConfig(iterations=300, eval_every=100),
     )
 
 
 def _standard() -> Config:
+    """The CPU comparison, sized by the learning curves (docs/decisions.md, "Presets"): the quick
+    networks at 64 px on twice the data, trained until every GAN's tune-split curve has flattened,
+    in at most 90 minutes for every method on 2 CPU cores."""
     return Config(
         preset="standard",
-        data=DataConfig(size=128),
-        model=ModelConfig(width=32, n_res=4),
-        train=TrainConfig(iterations=1200, batch_size=4, checkpoint_every=300),
+        data=DataConfig(size=64, synth_pneumonia=1200, synth_healthy=1800),
+        model=ModelConfig(width=16, n_res=2),
+        train=TrainConfig(
+            iterations=7000, batch_size=4, checkpoint_every=500, eval_every=500, curve_images=128, recipe="fast"
+        ),
         classifier=ClassifierConfig(iterations=1000, eval_every=250),
     )
 
