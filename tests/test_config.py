@@ -75,3 +75,12 @@ def test_round_trip_and_hash() -> None:
     assert again == cfg
     assert config_hash(again) == config_hash(cfg)
     assert config_hash(load_config("standard")) != config_hash(cfg)
+
+
+def test_cpu_presets_train_with_the_fast_recipe() -> None:
+    """quick and standard use the recipe the study chose (docs/decisions.md); paper keeps the SPEC's."""
+    assert load_config("quick").train.recipe == "fast"
+    standard = load_config("standard")
+    assert standard.train.recipe == "fast" and standard.train.bf16 is False
+    assert standard.train.iterations > load_config("quick").train.iterations
+    assert load_config("paper").train.recipe == "paper"

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bench import metrics
+from bench.checkpoint import load_checkpoint
 from bench.config import Config
 from bench.errors import ConfigError
 from bench.evaluate import resize_maps
@@ -232,3 +233,14 @@ def test_flattening_rule_and_figure(tmp_path):
     assert sentence.startswith("- StarGAN: pooled AUC (boxes) has flattened") and "(12.5% of it)" in sentence
     learning_curves_figure(record, tmp_path / "learning_curves.png")
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
+
+
+def test_cli_train_judges_its_curves(smoke_cfg, tmp_path):
+    """`python -m bench train` scores a translating method's curves with the evaluator (P→H share)."""
+    from bench.cli import main
+
+    out = tmp_path / "stargan"
+    args = ["train", "--method", "stargan", "--preset", "smoke", "--data", smoke_cfg.data.root, "--out", str(out)]
+    assert main([*args, "--set", "train.device='cpu'"]) == 0
+    curves = load_checkpoint(out / "final.pt")["state"]["curves"]
+    assert len(curves) >= 2 and all("accuracy_p2h" in point for point in curves)
