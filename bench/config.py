@@ -123,7 +123,7 @@ def _quick() -> Config:
     """Smoke-level comparison on any machine: under 10 minutes for every method on 2 CPU cores."""
     return Config(
         preset="quick",
-        train=TrainConfig(iterations=1000, batch_size=4, checkpoint_every=250, recipe="fast"),
+        train=TrainConfig(iterations=600, batch_size=4, checkpoint_every=200, eval_every=100, recipe="fast"),
         classifier=ClassifierConfig(iterations=300, eval_every=100),
     )
 

@@ -92,6 +92,16 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What a worker reports for one (method, seed): its wall seconds, and the error line and
+    traceback when training failed (``error`` None when it finished)."""
+
+    seconds: float
+    error: str | None = None
+    trace: str = ""
+
+
 _ROW = 0
 
 
@@ -101,8 +111,8 @@ def _init_worker(threads: int, rows: Any) -> None:
     _ROW = rows.get()
 
 
-def _train_one(name: str, table: dict[str, Any], progress: bool) -> tuple[float, str | None, str]:
-    """Train one method and seed in a worker; returns (seconds, error line or None, traceback)."""
+def _train_one(name: str, table: dict[str, Any], progress: bool) -> Trained:
+    """Train one method and seed in a worker."""
     from bench.classifier import get_evaluator
     from bench.data import open_data
     from bench.registry import get_method_class
@@ -121,20 +131,24 @@ def _train_one(name: str, table: dict[str, Any], progress: bool) -> tuple[float,
         judge = get_evaluator(cfg, data, progress=False) if get_method_class(name).translates else None
         train_method(name, cfg, data, progress=progress, judge=judge, progress_row=_ROW)
     except Exception as exc:  # noqa: BLE001 (reported to the run, which records the method as failed)
-        return time.perf_counter() - t0, f"{type(exc).__name__}: {first_line(exc, default='')}", traceback.format_exc()
-    return time.perf_counter() - t0, None, ""
+        return Trained(time.perf_counter() - t0, _error_line(exc), traceback.format_exc())
+    return Trained(time.perf_counter() - t0)
+
+
+def _error_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {first_line(exc, default='')}"
 
 
 def train_concurrently(
     tasks: list[tuple[str, Config]], layout: Layout, progress: bool = True
-) -> dict[tuple[str, int], tuple[float, str | None, str]]:
-    """Train every (method, config) of ``tasks`` in ``layout.jobs`` processes; returns, per
-    (method, seed), the worker's seconds, its error line (None when it finished) and traceback."""
+) -> dict[tuple[str, int], Trained]:
+    """Train every (method, config) of ``tasks`` in ``layout.jobs`` processes; returns what each
+    worker reported, per (method, seed)."""
     context = multiprocessing.get_context("spawn")  # fork would copy the parent's OpenMP state
     rows = context.Queue()
     for row in range(1, layout.jobs + 1):
         rows.put(row)
-    results: dict[tuple[str, int], tuple[float, str | None, str]] = {}
+    results: dict[tuple[str, int], Trained] = {}
     with _worker_env(layout.threads):
         with ProcessPoolExecutor(
             layout.jobs, mp_context=context, initializer=_init_worker, initargs=(layout.threads, rows)
@@ -149,6 +163,6 @@ def train_concurrently(
                     try:
                         results[futures[future]] = future.result()
                     except Exception as exc:  # noqa: BLE001 (a worker killed from outside, e.g. out of memory)
-                        results[futures[future]] = (0.0, f"{type(exc).__name__}: {first_line(exc, default='')}", "")
+                        results[futures[future]] = Trained(0.0, _error_line(exc))
                     bar.update(1)
     return results

@@ -106,12 +106,9 @@ def _seed_config(cfg: Config, seed: int) -> Config:
     return out
 
 
-Trained = dict[tuple[str, int], tuple[float, str | None, str]]
-
-
 def train_side_by_side(
     names: list[str], cfg: Config, seeds: list[int], layout: parallel.Layout, watch: Stopwatch, progress: bool
-) -> Trained:
+) -> dict[tuple[str, int], parallel.Trained]:
     """With more than one job, train every method and seed in worker processes before evaluation
     (the run then loads their checkpoints); returns each one's seconds and error, if any."""
     trainable = sorted(
@@ -134,14 +131,14 @@ def _run_method(
     watch: Stopwatch,
     log: list[str],
     progress: bool,
-    trained: Trained,
+    trained: dict[tuple[str, int], parallel.Trained],
 ) -> MethodRun:
     run = MethodRun(name, reference=get_method_class(name).reference)
     try:
         for seed in seeds:
-            _, error, trace = trained.get((name, seed), (0.0, None, ""))
-            if error is not None:
-                raise BenchError(f"training in a worker process failed: {error}\n{trace}")
+            worker = trained.get((name, seed))
+            if worker is not None and worker.error is not None:
+                raise BenchError(f"training in a worker process failed: {worker.error}\n{worker.trace}")
             scfg = _seed_config(cfg, seed)
             with watch.stage(f"train {name}"):
                 method, _ = train_method(name, scfg, data, progress=progress, judge=judge)
