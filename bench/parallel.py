@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,10 @@ class Trained:
     trace: str = ""
 
 
+KILLED = (
+    "a training worker process was killed (by a signal or for lack of memory) before this method finished; "
+    "run the same command again to resume from its last checkpoint"
+)
 _ROW = 0
 
 
@@ -162,7 +167,9 @@ def train_concurrently(
                 for future in as_completed(futures):
                     try:
                         results[futures[future]] = future.result()
-                    except Exception as exc:  # noqa: BLE001 (a worker killed from outside, e.g. out of memory)
+                    except BrokenProcessPool:  # a worker was killed from outside (a signal, out of memory)
+                        results[futures[future]] = Trained(0.0, KILLED)
+                    except Exception as exc:  # noqa: BLE001 (reported to the run, which records the method as failed)
                         results[futures[future]] = Trained(0.0, _error_line(exc))
                     bar.update(1)
     return results

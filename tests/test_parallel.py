@@ -136,3 +136,20 @@ def test_longest_training_starts_first(smoke_cfg: Config, monkeypatch: pytest.Mo
     names = ["chexnet_cam", "stargan", "vagan", "pillet", "ref_random"]
     pipeline.train_side_by_side(names, smoke_cfg, [0], parallel.Layout(2, 1, 1), pipeline.Stopwatch(), False)
     assert seen == ["vagan", "stargan", "pillet", "chexnet_cam"]
+
+
+def test_a_killed_worker_is_reported_with_the_way_out(monkeypatch: pytest.MonkeyPatch, smoke_cfg: Config) -> None:
+    """A worker killed from outside breaks the pool: every unfinished method gets one line saying
+    what happened and that the same command resumes (its checkpoints stay)."""
+    monkeypatch.setattr(parallel, "_train_one", _die)
+    results = parallel.train_concurrently([("stargan", smoke_cfg)], parallel.Layout(1, 1, 1), progress=False)
+    assert results[("stargan", smoke_cfg.train.seed)].error == parallel.KILLED
+    assert "run the same command again" in parallel.KILLED
+
+
+def _die(name: str, table: dict[str, Any], progress: bool) -> parallel.Trained:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
