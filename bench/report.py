@@ -337,7 +337,8 @@ def flat_window(points: list[dict[str, float]], key: str) -> list[dict[str, floa
 
 def flattening(points: list[dict[str, float]], key: str) -> str | None:
     """Whether curve metric ``key`` has flattened: over :func:`flat_window` (at least 3 points) its range
-    (max - min) is at most ``FLAT_TOLERANCES[key]``. A phrase for the report; None without the metric."""
+    (max - min) is at most ``FLAT_TOLERANCES[key]``; a curve that never moved beyond that from its first
+    point is called not started, not converged. A phrase for the report; None without the metric."""
     window, tol = flat_window(points, key), FLAT_TOLERANCES[key]
     label = CURVE_LABELS[key]
     if not window:
@@ -348,6 +349,12 @@ def flattening(points: list[dict[str, float]], key: str) -> str | None:
     span = max(values) - min(values)
     where = f"iterations {window[0]['iteration']:,}-{window[-1]['iteration']:,}"
     if span <= tol:
+        have = [p[key] for p in points if p.get(key) is not None]
+        if max(have) - min(have) <= tol:
+            return (
+                f"{label} has not moved from its first point ({have[0]:.3f}; range {max(have) - min(have):.3f} "
+                f"over all {len(have)} points): flat because it has not started learning, not because it converged"
+            )
         return f"{label} has flattened (range {span:.3f} <= {tol} over {where}, ending at {values[-1]:.3f})"
     return f"{label} is still moving (range {span:.3f} > {tol} over {where}: {values[0]:.3f} -> {values[-1]:.3f})"
 
@@ -417,7 +424,7 @@ def curves_section(record: dict[str, Any]) -> list[str]:
         "A metric has flattened when its range over the last third of training (the points from 2/3 of the "
         "last iteration on, with the point before them; at least 3) is at most "
         + ", ".join(f"{v} for {CURVE_LABELS[k]}" for k, v in FLAT_TOLERANCES.items())
-        + ".",
+        + "; a metric that never moved that far from its first point has not started learning.",
         "![learning curves](learning_curves.png)",
         "\n".join(curve_sentences(record)),
     ]

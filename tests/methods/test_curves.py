@@ -215,6 +215,9 @@ def test_flattening_rule_and_figure(tmp_path):
     assert "has flattened (range 0.010" in flattening(_points([0.5, 0.6, 0.70, 0.71, 0.70]), "pooled_auc")
     assert "still moving (range 0.100" in flattening(_points([0.5, 0.6, 0.70, 0.75, 0.80]), "pooled_auc")
     assert "too few points" in flattening(_points([0.5, 0.6]), "pooled_auc")
+    never = flattening(_points([0.45, 0.46, 0.45, 0.445, 0.45]), "pooled_auc")
+    assert never.startswith("pooled AUC (boxes) has not moved from its first point (0.450; range 0.015")
+    assert "not because it converged" in never
     assert flattening(_points([0.5, 0.6]), "accuracy_p2h") is None
     record = {
         "config": {"train": {"eval_every": 100, "curve_images": 64}},
