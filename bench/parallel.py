@@ -9,8 +9,11 @@ trained by the run before any worker starts, so the workers only load it.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -108,10 +111,22 @@ KILLED = (
     "run the same command again to resume from its last checkpoint"
 )
 _ROW = 0
+PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(threads: int, rows: Any) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this process when ``parent`` dies (Linux; elsewhere a no-op), so that a run killed from
+    outside leaves no worker training on its own."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _init_worker(threads: int, rows: Any, parent: int) -> None:
     global _ROW
+    die_with_parent(parent)
     torch.set_num_threads(threads)
     _ROW = rows.get()
 
@@ -156,7 +171,7 @@ def train_concurrently(
     results: dict[tuple[str, int], Trained] = {}
     with _worker_env(layout.threads):
         with ProcessPoolExecutor(
-            layout.jobs, mp_context=context, initializer=_init_worker, initargs=(layout.threads, rows)
+            layout.jobs, mp_context=context, initializer=_init_worker, initargs=(layout.threads, rows, os.getpid())
         ) as pool:
             futures = {
                 pool.submit(_train_one, name, to_dict(cfg), progress): (name, cfg.train.seed) for name, cfg in tasks
