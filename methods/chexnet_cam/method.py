@@ -60,8 +60,10 @@ def integrated_gradients_map(
     model: DenseNetClassifier, x: torch.Tensor, n_steps: int, internal_batch_size: int, baseline: float, mode: str
 ) -> torch.Tensor:
     """Integrated Gradients of the Pneumonia logit (B, H, W): positive part or absolute value."""
+    # captum evaluates at least one path point per image in each pass; asking for fewer only warns
+    per_pass = max(internal_batch_size, len(x))
     attr = IntegratedGradients(model).attribute(
-        x, baselines=baseline, target=0, n_steps=n_steps, internal_batch_size=internal_batch_size
+        x, baselines=baseline, target=0, n_steps=n_steps, internal_batch_size=per_pass
     )
     attr = attr.clamp(min=0) if mode == "positive" else attr.abs()
     return attr.sum(dim=1)

@@ -1,0 +1,51 @@
+"""The committed results (results/<preset>/, results/baselines/) belong to today's presets and say what
+the README says of them: a preset changed without regenerating its results fails here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.config import config_hash, load_config, to_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSLATING_GANS = ("fixedpoint", "pillet", "pillet_nosab", "stargan", "vagan")
+CURVE_KEYS = {"iteration", "seconds", "pooled_auc", "accuracy_p2h", "change_rate_tol8_p2h"}
+
+
+def _record(preset: str) -> dict:
+    return json.loads((ROOT / "results" / preset / "record.json").read_text())
+
+
+@pytest.mark.parametrize("preset", ["quick", "standard"])
+def test_committed_record_is_the_preset_of_today(preset: str) -> None:
+    record = _record(preset)
+    assert record["config"] == to_dict(load_config(preset))
+    assert record["config_hash"] == config_hash(load_config(preset))
+    assert record["dirty"] is False  # trained from committed code
+    baseline = json.loads((ROOT / "results" / "baselines" / f"{preset}.json").read_text())
+    assert baseline["run_id"] == record["run_id"]
+    assert record["run_id"] in (ROOT / "results" / preset / "report.md").read_text()
+    for figure in ("roc.png", "qualitative.png", "learning_curves.png"):
+        assert (ROOT / "results" / preset / figure).stat().st_size > 0
+
+
+@pytest.mark.parametrize("preset", ["quick", "standard"])
+def test_every_gan_has_its_learning_curve(preset: str) -> None:
+    record = _record(preset)
+    iterations = record["config"]["train"]["iterations"]
+    for name in TRANSLATING_GANS:
+        curve = record["methods"][name]["curves"]
+        assert all(CURVE_KEYS <= set(point) for point in curve)
+        assert curve[0]["iteration"] == 0 and curve[-1]["iteration"] == iterations
+        assert [p["seconds"] for p in curve] == sorted(p["seconds"] for p in curve)
+
+
+def test_standard_fits_its_budget_and_its_gans_translate() -> None:
+    record = _record("standard")
+    assert sum(record["times"].values()) <= 90 * 60
+    untranslated = record["evaluator"]["untranslated"]["accuracy_p2h"]["ci"][1]
+    for name in ("stargan", "fixedpoint", "vagan"):
+        assert record["methods"][name]["metrics"]["accuracy_p2h"]["ci"][0] > untranslated, name
