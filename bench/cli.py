@@ -111,6 +111,18 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_prior(args: argparse.Namespace) -> int:
+    """Score the labels-only location prior (train-split mean box mask) on the test split."""
+    from bench.data import default_data_root
+    from bench.data.prior import format_prior, labels_prior, prior_json
+
+    cfg = resolve_config(args)
+    root = default_data_root(cfg.data, progress=not args.json)
+    figures, counts = labels_prior(root, cfg.data, cfg.eval, image_size=args.image_size)
+    print(json.dumps(prior_json(figures, counts), indent=2) if args.json else format_prior(root, figures, counts))
+    return 0
+
+
 def cmd_data_preview(args: argparse.Namespace) -> int:
     """Draw a contact sheet of images with their boxes."""
     from bench.data import open_data
@@ -241,6 +253,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--size", type=int, required=True, metavar="PX", help="working resolution")
     p.set_defaults(func=cmd_data_prepare)
+
+    p = data.add_parser("prior", help="labels-only location prior: what an image-blind map scores (CSVs only)")
+    _add_data_args(p)
+    p.add_argument("--size", type=int, default=64, metavar="PX", help="map resolution (default 64)")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        metavar="PX",
+        help="pixel frame of the CSV boxes (default: synthetic.json's size, else RSNA's 1024)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object (the record's metric entries)")
+    p.set_defaults(func=cmd_data_prior)
 
     p = data.add_parser("preview", help="contact sheet of images with boxes drawn")
     _add_data_args(p)

@@ -21,7 +21,11 @@ _GROUPS = r"(p2h|h2h|all2h)"
 _KINDS: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     (re.compile(pattern), direction, group)
     for pattern, direction, group in (
-        (r"(mask_)?(pooled_auc|pixel_auc|pooled_ap|ap|hit_rate|miou|dice|energy)", "higher", "localization"),
+        (
+            r"(mask_)?(lm_auc|lm_auc_all|pooled_auc|pixel_auc|pooled_ap|ap|hit_rate|miou|dice|energy)",
+            "higher",
+            "localization",
+        ),
         (r"(mask_)?detection_auc", "higher", "detection"),
         (r"randomization_rho", "lower", "sanity"),
         (rf"accuracy(05)?_{_GROUPS}", "higher", "accuracy"),

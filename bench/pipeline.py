@@ -18,14 +18,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bench import parallel, preflight, records, rundir
+from bench import parallel, preflight, records, rundir, verdict
 from bench.atomic import atomic_write_text
 from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.errors import BenchError, first_line
 from bench.evaluate import evaluate, pick_examples, untranslated_accuracy
 from bench.figure import Example, RocCurve
-from bench.records.build import MethodRun, build_record, per_image_frame
+from bench.records.build import MethodRun, add_verdict, build_record, per_image_frame
 from bench.registry import get_method_class, list_methods
 from bench.report import title, write_report
 from bench.runner import checkpoints_root, train_method
@@ -133,7 +133,8 @@ def _run_method(
     progress: bool,
     trained: dict[tuple[str, int], parallel.Trained],
 ) -> MethodRun:
-    run = MethodRun(name, reference=get_method_class(name).reference)
+    cls = get_method_class(name)
+    run = MethodRun(name, reference=cls.reference, ceiling=cls.ceiling, uses_classifier=cls.uses_classifier)
     try:
         for seed in seeds:
             worker = trained.get((name, seed))
@@ -149,6 +150,28 @@ def _run_method(
         run.error = f"{type(exc).__name__}: {first_line(exc, default='')}"
         log.append(f"== {name}\n{traceback.format_exc()}")
     return run
+
+
+STANDARD_RECORD = Path("results/standard/record.json")
+"""The committed record of the ``standard`` preset, the order other presets are checked against."""
+
+
+def add_agreement(record: dict[str, Any], repo: Path) -> None:
+    """Kendall's tau between this run's order of methods on the headline and the committed ``standard``
+    record's (``record["agreement"]``), for runs of other presets on the same kind of data."""
+    path = repo / STANDARD_RECORD
+    if record["config"]["preset"] == "standard" or not path.is_file():
+        return
+    try:
+        other = records.read_record(path)
+    except BenchError:
+        return
+    if other["data"].get("synthetic") != record["data"]["synthetic"]:
+        return
+    agreement = verdict.rank_agreement(record, other)
+    if agreement is not None:
+        agreement["other_path"] = str(STANDARD_RECORD)
+        record["agreement"] = agreement
 
 
 def roc_curves(runs: list[MethodRun], record: dict[str, Any]) -> list[RocCurve]:
@@ -245,6 +268,8 @@ def _run(
             run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs, watch.times
         )
         record["layout"] = layout.describe()
+        add_verdict(record, runs)
+        add_agreement(record, repo or Path.cwd())
         records.write_per_image(tmp, per_image_frame(runs, seeds, data))
         with watch.stage("report"):
             write_report(tmp, record, roc_curves(runs, record), qualitative_examples(runs, data, examples))

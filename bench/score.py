@@ -87,7 +87,19 @@ def summary_json(name: str, scored: dict[str, Any]) -> dict[str, Any]:
     """The ``--json`` object: headline keys plus every figure with its CI."""
     figs: dict[str, Figure] = scored["figures"]
     out: dict[str, Any] = {"name": name}
-    for key in ("pooled_auc", "pooled_ap", "pixel_auc", "ap", "hit_rate", "miou", "dice", "energy", "detection_auc"):
+    for key in (
+        "lm_auc",
+        "lm_auc_all",
+        "pooled_auc",
+        "pooled_ap",
+        "pixel_auc",
+        "ap",
+        "hit_rate",
+        "miou",
+        "dice",
+        "energy",
+        "detection_auc",
+    ):
         if key in figs:
             out[{"pixel_auc": "per_image_auc", "ap": "per_image_ap"}.get(key, key)] = figs[key].value
     out.update(

@@ -25,3 +25,15 @@ def test_summary_json_headline_keys() -> None:
     assert "pixel_auc" not in out and "ap" not in out and "detection_auc" not in out  # absent figures stay absent
     assert out["figures"]["mask_pooled_ap"]["direction"] == "higher"
     assert (out["n_images"], out["missing"], out["ignored"]) == (7, 1, 1)
+
+
+def test_a_fixed_map_for_every_image_scores_one_half(smoke_cfg, smoke_data) -> None:
+    import numpy as np
+
+    from bench.score import score_maps
+
+    fixed = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    ids = list(smoke_data.cache.patient_ids)
+    scored = score_maps({pid: fixed for pid in ids}, smoke_data, smoke_cfg, split="all")
+    out = summary_json("fixed", scored)
+    assert out["lm_auc"] == 0.5 and out["lm_auc_all"] == 0.5

@@ -1,8 +1,9 @@
 """Learning curves: the generator measured on a fixed subset of the tune split during training.
 
 Every ``train.eval_every`` iterations (and at iteration 0 and the last iteration) the shared trainer
-takes a *point*: pooled AUC of the lesion map against the boxes (``pooled_auc``) and, on data with
-exact lesion masks, against them (``mask_pooled_auc``), both on the subset's Pneumonia images; the
+takes a *point*: location-matched and pooled AUC of the lesion map against the boxes (``lm_auc``,
+``pooled_auc``) and, on data with exact lesion masks, against them (``mask_lm_auc``,
+``mask_pooled_auc``), on the subset's Pneumonia images; the
 share of translated Pneumonia images the evaluator calls Healthy (``accuracy_p2h``, only with a
 judge); and the share of pixels changed by more than :data:`CHANGE_TOLERANCE` grey levels on
 Pneumonia and on Healthy images (``change_rate_tol8_p2h``, ``change_rate_tol8_h2h``). A point also
@@ -25,7 +26,15 @@ from bench.evaluate import resize_maps
 from bench.method import Method
 
 CHANGE_TOLERANCE = 8
-CURVE_METRICS = ("pooled_auc", "mask_pooled_auc", "accuracy_p2h", "change_rate_tol8_p2h", "change_rate_tol8_h2h")
+CURVE_METRICS = (
+    "lm_auc",
+    "mask_lm_auc",
+    "pooled_auc",
+    "mask_pooled_auc",
+    "accuracy_p2h",
+    "change_rate_tol8_p2h",
+    "change_rate_tol8_h2h",
+)
 CHUNK = 32  # images per forward pass
 
 
@@ -81,9 +90,11 @@ class CurveProbe:
         pneu, healthy = self.domains == PNEUMONIA, self.domains == HEALTHY
         out: dict[str, float] = {}
         if pneu.any():
-            out["pooled_auc"] = metrics.pooled_auc(maps_np[pneu], self._truth("box_mask")[pneu])
-            if "lesion_mask" in self.batch:
-                out["mask_pooled_auc"] = metrics.pooled_auc(maps_np[pneu], self._truth("lesion_mask")[pneu])
+            for prefix, key in (("", "box_mask"), ("mask_", "lesion_mask")):
+                if key in self.batch:
+                    truth = self._truth(key)[pneu]
+                    out[prefix + "lm_auc"] = metrics.lm_auc(maps_np[pneu], truth)
+                    out[prefix + "pooled_auc"] = metrics.pooled_auc(maps_np[pneu], truth)
             if self.judge is not None:
                 probs = self.judge.probs(y[torch.from_numpy(pneu)])
                 out["accuracy_p2h"] = float(metrics.accuracy_healthy(probs, self.judge.threshold).mean())

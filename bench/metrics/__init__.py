@@ -38,6 +38,7 @@ from bench.metrics.bootstrap import (
     seed_mean_ci,
 )
 from bench.metrics.localization import localization_metrics
+from bench.metrics.location import LocationPairs, lm_auc, location_pairs
 from bench.metrics.pixels import accuracy_healthy, pixel_change_rate, rasterize_boxes, to_uint8, youden_threshold
 from bench.metrics.ranking import (
     PooledROC,
@@ -76,6 +77,9 @@ __all__ = [
     "float32_keys",
     "hit",
     "localization_metrics",
+    "lm_auc",
+    "location_pairs",
+    "LocationPairs",
     "map_max",
     "normalize_maps",
     "otsu_iou_dice",

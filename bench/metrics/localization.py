@@ -14,6 +14,7 @@ from bench.metrics.bootstrap import (
     bootstrap_stats,
     bootstrap_stats_detection,
 )
+from bench.metrics.location import location_pairs
 from bench.metrics.ranking import (
     detection_auc,
     energy_in_boxes,
@@ -62,7 +63,8 @@ def localization_metrics(
     * ``per_image``: arrays ``(N,)`` ``pixel_auc`` and ``ap`` (NaN where the mask is all 0 or
       all 1), ``hit_rate``, ``miou``, ``dice`` (NaN where prediction and mask are both empty),
       ``energy``; plus ``max`` (raw map maximum) and, with ``healthy_maps``, ``healthy_max``.
-    * ``summary``: ``pooled_auc``, ``pooled_ap``, ``pixel_auc`` (mean), ``ap`` (mean),
+    * ``summary``: ``lm_auc`` (location-matched AUC, :mod:`bench.metrics.location`) and, with
+      ``healthy_maps``, ``lm_auc_all``; ``pooled_auc``, ``pooled_ap``, ``pixel_auc`` (mean), ``ap`` (mean),
       ``hit_rate``, ``miou``, ``dice``, ``energy`` and, with ``healthy_maps``,
       ``detection_auc``; each a dict with ``value``, 95% (``1 - alpha``) bootstrap ``ci`` over
       images and ``n`` (images that count). Means ignore NaNs.
@@ -95,6 +97,14 @@ def localization_metrics(
         stats[name] = bootstrap_stats(values, n_resamples=n_resamples, seed=seed)
         valid = values[~np.isnan(values)]
         summary[name] = _summary(valid.mean() if valid.size else np.nan, _percentile_ci(stats[name], alpha), valid.size)
+    pairs = location_pairs(maps, masks, healthy_maps)
+    stats["lm_auc"] = pairs.resampled(counts)
+    summary["lm_auc"] = _summary(pairs.auc(), _percentile_ci(stats["lm_auc"], alpha), n)
+    if healthy_maps is not None and len(healthy_maps):
+        counts_h = _resample_counts(len(healthy_maps), n_resamples, seed + 1)
+        stats["lm_auc_all"] = pairs.resampled(counts, counts_h)
+        ci = _percentile_ci(stats["lm_auc_all"], alpha)
+        summary["lm_auc_all"] = _summary(pairs.auc(healthy=True), ci, n + len(healthy_maps))
     if healthy_maps is not None:
         per_image["healthy_max"] = map_max(healthy_maps)
         p, h = per_image["max"], per_image["healthy_max"]

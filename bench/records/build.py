@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import metrics
+from bench import metrics, verdict
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
 from bench.device import resolve_device
@@ -33,6 +33,8 @@ class MethodRun:
     evals: list[MethodEval] = field(default_factory=list)
     error: str | None = None
     reference: bool = False
+    ceiling: bool = False  # a reference that sees what methods may not (a ceiling, not a baseline to beat)
+    uses_classifier: bool = False
     curves: list[list[dict[str, float]]] = field(default_factory=list)  # learning-curve points per seed
 
 
@@ -72,8 +74,9 @@ def curve_fields(run: MethodRun) -> dict[str, Any]:
 
 def summarize(run: MethodRun) -> dict[str, Any]:
     """A method's record entry: status, error and per metric the seed-mean figure with its spread,
-    plus its learning curves (:func:`curve_fields`); reference maps carry ``"reference": true``."""
-    flag = {"reference": True} if run.reference else {}
+    plus its learning curves (:func:`curve_fields`); reference maps carry ``"reference": true``, ceilings
+    ``"ceiling": true`` and classifier-based methods ``"uses_classifier": true``."""
+    flag = {k: True for k in ("reference", "ceiling", "uses_classifier") if getattr(run, k)}
     if run.error is not None or not run.evals:
         return {"status": "failed", "error": run.error, "metrics": {}, **flag}
     out: dict[str, Any] = {}
@@ -144,3 +147,9 @@ def build_record(
         "evaluator": evaluator,
         "methods": {r.name: summarize(r) for r in runs},
     }
+
+
+def add_verdict(record: dict[str, Any], runs: list[MethodRun]) -> None:
+    """The leaderboards of the headline (boxes, and exact masks where scored) into ``record["verdict"]``."""
+    boards = [verdict.leaderboard(runs, record, prefix) for prefix in ("", "mask_")]
+    record["verdict"] = {b.prefix or "boxes": b.as_dict() for b in boards if b is not None}

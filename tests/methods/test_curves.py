@@ -27,6 +27,8 @@ KEYS = {
     "iteration",
     "seconds",
     "eval_seconds",
+    "lm_auc",
+    "mask_lm_auc",
     "pooled_auc",
     "mask_pooled_auc",
     "accuracy_p2h",
@@ -91,6 +93,7 @@ def test_curves_have_their_keys_at_their_iterations(smoke_cfg, smoke_data, tmp_p
     pneu = np.asarray(smoke_data.tune.domains)[idx] == PNEUMONIA
     maps = resize_maps(m.localize(batch["image"]), smoke_data.tune.size)
     assert m.curves[-1]["pooled_auc"] == metrics.pooled_auc(maps[pneu], batch["box_mask"][:, 0].numpy()[pneu] > 0.5)
+    assert m.curves[-1]["lm_auc"] == metrics.lm_auc(maps[pneu], batch["box_mask"][:, 0].numpy()[pneu] > 0.5)
     # the points are in the training log as their own records, and in the saved state
     logged = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
     assert [r["curve"] for r in logged if "curve" in r] == m.curves
