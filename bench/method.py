@@ -62,6 +62,8 @@ class Method(abc.ABC):
     title: ClassVar[str] = ""  # display name in reports; defaults to the registry name
     translates: ClassVar[bool] = False
     reference: ClassVar[bool] = False  # a reference map (chance, trivial, prior, oracle), reported in its own block
+    # a reference that sees more than any method (the lesion-free twin, lesion boxes): a ceiling, not a baseline to beat
+    ceiling: ClassVar[bool] = False
     needs: ClassVar[frozenset[str]] = frozenset()  # batch keys beyond "image" it needs (RSNADataset.keys)
     uses_classifier: ClassVar[bool] = False  # relies on the shared classifier: its settings enter the identity
     # training time relative to the other methods at equal settings; ``run --jobs`` starts the longest first

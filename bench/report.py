@@ -49,7 +49,7 @@ HIT_RATE_NOTE = (
 )
 REFERENCE_INTRO = (
     "Reference maps, computed like any method (a method's score means something only above the best "
-    "non-oracle reference):"
+    "non-oracle reference; the oracle and any reference that sees lesion boxes are ceilings, not baselines):"
 )
 RANDOMIZATION_NOTE = (
     "Randomization ρ (Adebayo et al. 2018): mean per-image Spearman correlation between the trained "
@@ -65,6 +65,15 @@ def title(name: str) -> str:
         return getattr(get_method_class(name), "title", "") or name
     except Exception:  # a method of a record that is no longer installed
         return name
+
+
+def is_ceiling(name: str) -> bool:
+    """Whether reference ``name`` sees more than any method (its class's ``ceiling``; the oracle for a
+    record whose methods are no longer installed)."""
+    try:
+        return bool(get_method_class(name).ceiling)
+    except Exception:  # a method of a record that is no longer installed
+        return name == ORACLE
 
 
 def _ok(record: dict[str, Any], references: bool = False) -> dict[str, dict[str, Any]]:
@@ -137,7 +146,7 @@ def beats_references(record: dict[str, Any], prefix: str = "") -> str | None:
     """One sentence: which methods beat every non-oracle reference on pooled AUC (CI lower bound above
     each such reference's CI upper bound), naming the best such reference; None without references."""
     key = prefix + "pooled_auc"
-    refs = {n: _bounds(m.get(key)) for n, m in _ok(record, references=True).items() if n != ORACLE}
+    refs = {n: _bounds(m.get(key)) for n, m in _ok(record, references=True).items() if not is_ceiling(n)}
     refs = {n: b for n, b in refs.items() if b is not None}
     if not refs:
         return None
@@ -169,7 +178,7 @@ def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
     above = [
         n
         for n, m in ok.items()
-        if n != ORACLE and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]
+        if not is_ceiling(n) and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]
     ]
     if above:
         text += (

@@ -130,6 +130,7 @@ class Oracle(Reference):
     """The ideal map |x - twin|: the image minus the same image without its lesions (synthetic data only)."""
 
     title = "oracle (distance to the lesion-free twin)"
+    ceiling = True
     needs = frozenset({"healthy_twin"})
 
     def unavailable(self, missing: frozenset[str]) -> str:
