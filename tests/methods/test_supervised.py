@@ -133,7 +133,7 @@ def test_draws_depend_on_seed_and_step_only() -> None:
 
 
 def test_a_tune_split_without_boxes_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(BenchError, match="hold no lesion box"):
+    with pytest.raises(BenchError, match=r"tune split \(24 images\) holds no lesion box"):
         _fit(_cfg(), SquareSplit(boxes=False), tmp_path)
     with pytest.raises(ConfigError, match="method.ref_supervised: iterations"):
         create_method(NAME, _cfg(iterations=0))
@@ -156,6 +156,27 @@ def test_trained_once_then_reused_from_the_cache(
     smoke_cfg.method[NAME] = {"iterations": 7}  # other settings: another identity, trained anew
     with pytest.raises(AssertionError, match="trained again"):
         train_method(NAME, smoke_cfg, smoke_data, progress=False)
+
+
+def test_runs_on_real_data_with_boxes_only(rsna_dir: Path, tmp_path: Path) -> None:
+    """The real sample (6 readable patients, no lesion masks) with half its patients in the tune split."""
+    from bench.data import open_data
+
+    root = tmp_path / "real"
+    root.mkdir()
+    for f in (rsna_dir / "labels").glob("*.csv"):
+        (root / f.name).symlink_to(f)
+    (root / "stage_2_train_images").mkdir()
+    for f in (rsna_dir / "dicom").glob("*.dcm"):
+        (root / "stage_2_train_images" / f.name).symlink_to(f)
+    cfg = load_config("smoke", sets=[f"data.root={str(root)!r}", "data.size=64", "data.tune_fraction=0.5"])
+    data = open_data(cfg.data, progress=False)
+    assert "lesion_mask" not in data.tune.keys and data.tune.n_boxes.any()
+    method = create_method(NAME, cfg)
+    method.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "out", progress=False))
+    maps = method.localize(data.test.batch(np.arange(len(data.test)))["image"])
+    assert maps.shape == (len(data.test), 64, 64) and np.isfinite(maps.numpy()).all()
+    assert method.losses[-1] < method.losses[0]
 
 
 def _fig(value: float, lo: float, hi: float) -> dict:
