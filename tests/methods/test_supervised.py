@@ -199,3 +199,14 @@ def test_a_ceiling_is_not_the_bar_a_method_must_beat() -> None:
     sentence = beats_references(record)
     assert "beat every non-oracle reference" in sentence and "best non-oracle reference is Sobel" in sentence
     assert "scores above it" not in oracle_sentence(record)
+
+
+def test_trained_in_the_run_process_with_the_same_threads_whatever_jobs(smoke_cfg: Config) -> None:
+    """``run --jobs N`` trains only non-reference methods in workers; the run's own process, which
+    trains this reference, has the same thread count for any N, so its record does not depend on N."""
+    from bench.parallel import Layout, plan
+    from bench.pipeline import Stopwatch, train_side_by_side
+
+    assert train_side_by_side([NAME], smoke_cfg, [0, 1], Layout(2, 1, 2), Stopwatch(), progress=False) == {}
+    cpu = torch.device("cpu")
+    assert {plan(jobs, None, 3, cpu).eval_threads for jobs in (1, 2, 3)} == {plan(1, None, 3, cpu).eval_threads}
