@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-references",
         action="store_true",
-        help="do not add the reference maps (chance, image, edges, prior, oracle) to the run",
+        help="do not add the reference maps (chance, image, edges, prior, oracle, supervised ceiling) to the run",
     )
     _add_config_args(p)
     p.add_argument("--out", metavar="DIR", default="results/runs", help="runs folder (default results/runs)")

@@ -94,6 +94,12 @@ class Method(abc.ABC):
         """
         raise TypeError(f"method {self.name!r} does not translate images")
 
+    @classmethod
+    def cannot_run(cls, data: Any) -> str | None:
+        """Why the method cannot run on ``data`` beyond missing batch keys (``needs``), or None. A reference
+        that cannot run is left out of a run with this reason in the record instead of failing."""
+        return None
+
     @abc.abstractmethod
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """Lesion map (B, H, W) for images (B, 1, H, W) in [-1, 1]; higher = lesion."""

@@ -62,9 +62,21 @@ def missing_needs(name: str, data: PreparedData) -> list[str]:
 
 
 def with_references(names: list[str], data: PreparedData) -> list[str]:
-    """``names`` followed by every registered reference map whose needs the data meets."""
+    """``names`` followed by every registered reference map whose needs the data meets and that is not
+    :meth:`~bench.method.Method.cannot_run` on it."""
     refs = [n for n in list_methods() if get_method_class(n).reference and not missing_needs(n, data)]
+    refs = [n for n in refs if get_method_class(n).cannot_run(data) is None]
     return names + [n for n in refs if n not in names]
+
+
+def unavailable_references(data: PreparedData) -> dict[str, str]:
+    """The references whose needs the data meets but that cannot run on it, with the reason."""
+    out = {}
+    for name in list_methods():
+        cls = get_method_class(name)
+        if cls.reference and not missing_needs(name, data) and (why := cls.cannot_run(data)) is not None:
+            out[name] = why
+    return out
 
 
 def check_needs(names: list[str], data: PreparedData) -> None:
@@ -268,6 +280,8 @@ def _run(
             run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs, watch.times
         )
         record["layout"] = layout.describe()
+        if references:
+            record["references_left_out"] = unavailable_references(data)
         add_verdict(record, runs)
         add_agreement(record, repo or Path.cwd())
         records.write_per_image(tmp, per_image_frame(runs, seeds, data))

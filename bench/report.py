@@ -52,7 +52,7 @@ HIT_RATE_NOTE = (
 )
 REFERENCE_INTRO = (
     "Reference maps, computed like any method (a method's score means something only above the best "
-    "non-oracle reference):"
+    "non-oracle reference; the oracle and any reference that sees lesion boxes are ceilings, not baselines):"
 )
 RANDOMIZATION_NOTE = (
     "Randomization ρ (Adebayo et al. 2018): mean per-image Spearman correlation between the trained "
@@ -68,6 +68,15 @@ def title(name: str) -> str:
         return getattr(get_method_class(name), "title", "") or name
     except Exception:  # a method of a record that is no longer installed
         return name
+
+
+def is_ceiling(name: str) -> bool:
+    """Whether reference ``name`` sees more than any method (its class's ``ceiling``; the oracle for a
+    record whose methods are no longer installed)."""
+    try:
+        return bool(get_method_class(name).ceiling)
+    except Exception:  # a method of a record that is no longer installed
+        return name == ORACLE
 
 
 def _ok(record: dict[str, Any], references: bool = False) -> dict[str, dict[str, Any]]:
@@ -138,7 +147,7 @@ def _bounds(fig: dict[str, Any] | None) -> tuple[float, float] | None:
 
 def _ceilings(record: dict[str, Any]) -> set[str]:
     """Reference rows that see what methods may not (the oracle's twin, boxes): ceilings, not baselines."""
-    return {n for n, m in record["methods"].items() if m.get("ceiling") or n == ORACLE}
+    return {n for n, m in record["methods"].items() if m.get("ceiling") or is_ceiling(n)}
 
 
 def beats_references(record: dict[str, Any], prefix: str = "") -> str | None:
@@ -176,7 +185,7 @@ def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
     above = [
         n
         for n, m in ok.items()
-        if n != ORACLE and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]
+        if not is_ceiling(n) and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]
     ]
     if above:
         text += (
@@ -192,6 +201,9 @@ def localization_section(record: dict[str, Any], prefix: str = "") -> list[str]:
     parts = [localization_table(record, prefix)]
     if _ok(record, references=True):
         parts += [REFERENCE_INTRO, localization_table(record, prefix, references=True)]
+        left_out = record.get("references_left_out") or {}
+        if left_out:
+            parts.append("Left out: " + "; ".join(f"{title(n)} ({why})" for n, why in left_out.items()) + ".")
         parts += [t for t in (beats_references(record, prefix), oracle_sentence(record, prefix)) if t]
     return parts
 

@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-METHOD_NAMES = re.compile(r"chexnet_cam|chexnet_ig|vagan|va-gan|pillet|stargan|fixedpoint|fixed-point", re.IGNORECASE)
+METHOD_NAMES = re.compile(
+    r"chexnet_cam|chexnet_ig|vagan|va-gan|pillet|stargan|fixedpoint|fixed-point|ref_supervised", re.IGNORECASE
+)
 ALLOWED = {Path("bench/paper.py")}  # the paper's figures, keyed by registry name
 
 

@@ -379,6 +379,7 @@ def test_references_by_default_not_with_flag(
     assert result.ok
     methods = result.record["methods"]
     assert {"stargan", "t_ref_edge", "t_ref_masks"} <= set(methods) and "t_ref_unmet" not in methods
+    assert methods["ref_supervised"]["status"] == "ok" and methods["ref_supervised"]["reference"] is True
     assert methods["t_ref_edge"]["reference"] is True and "reference" not in methods["stargan"]
     gan, ref = methods["stargan"]["metrics"], methods["t_ref_edge"]["metrics"]
     assert -1.0 <= gan["randomization_rho"]["value"] <= 1.0 and "randomization_rho" not in ref
