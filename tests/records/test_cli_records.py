@@ -171,7 +171,7 @@ def test_quick_run_against_the_standard_baseline_is_one_line_exit_2(capsys: pyte
     assert "--allow-different" in err
 
 
-@pytest.mark.parametrize("preset", ["quick", "standard"])
+@pytest.mark.parametrize("preset", ["smoke", "quick", "standard"])
 def test_committed_baselines_pass_the_default_gate_against_themselves(
     preset: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
