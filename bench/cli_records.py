@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +113,18 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMPARE_EPILOG = """\
-the gate: the rules given with --fail-on; else the rules stored with the baseline
-  (baseline set --fail-on); else the default gate: the headline metrics (lm_auc,
-  pooled_auc, mask_lm_auc, mask_pooled_auc, accuracy_p2h, change_rate_tol8_p2h) that both
-  records hold, of the methods in both records, each with tolerance abs=0.01. The output
-  names the rules in force. A gate that covers no metric is an error (exit 2).
+_GATE_HELP = textwrap.fill(
+    "the gate: the rules given with --fail-on; else the rules stored with the baseline (baseline set "
+    f"--fail-on); else the default gate: the headline metrics ({', '.join(records.HEADLINE_METRICS)}) that both "
+    f"records hold, of the methods in both records, each with tolerance {records.DEFAULT_TOLERANCE}. The output "
+    "names the rules in force. A gate that covers no metric is an error (exit 2).",
+    width=88,
+    subsequent_indent="  ",
+)
+
+_COMPARE_EPILOG = (
+    _GATE_HELP
+    + """
 
 like with like: a run of another preset or data (manifest) than the baseline is refused
   (exit 2) unless --allow-different; a config that differs in anything but the methods
@@ -139,6 +146,7 @@ exit status: 0 no regression, 1 regression, 2 usage or data error, unlike runs, 
   that covers no metric.
 examples: python -m bench compare latest --baseline quick
           python -m bench compare latest --fail-on pooled_auc:abs=0.02 '*:rel=5%'"""
+)
 
 
 def _add_location_args(p: argparse.ArgumentParser, baselines: bool = True) -> None:
