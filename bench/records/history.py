@@ -129,6 +129,7 @@ def format_history(df: pd.DataFrame) -> str:
 def plot_history(df: pd.DataFrame, out_png: str | Path) -> Path:
     """Each method's value over runs as a line with its 95% CI as a shaded band and bar (gaps where a run
     has no value); the x labels name each run's number, commit and config hash. PNG written atomically."""
+    import matplotlib
     from matplotlib.figure import Figure
 
     if df.empty:
@@ -137,13 +138,16 @@ def plot_history(df: pd.DataFrame, out_png: str | Path) -> Path:
     position = {run_id: i for i, run_id in enumerate(runs["run_id"])}
     fig = Figure(figsize=(max(6.0, 0.8 * len(runs) + 3), 4.8), dpi=120)
     ax = fig.add_subplot()
-    for method, g in df.groupby("method", sort=False):
+    groups = list(df.groupby("method", sort=False))
+    palette = matplotlib.colormaps["tab10" if len(groups) <= 10 else "tab20"]
+    for i, (method, g) in enumerate(groups):
         x = np.array([position[r] for r in g["run_id"]], dtype=float)
         value, lo, hi = (g[c].to_numpy(float) for c in ("value", "ci_lo", "ci_hi"))
-        (line,) = ax.plot(x, value, marker="o", label=method)
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        color = palette(i % palette.N)
+        ax.plot(x, value, marker="o", color=color, label=method)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
         # a run without neighbours has no band to speak of: its CI also shows as a bar
-        ax.vlines(x, lo, hi, color=line.get_color(), alpha=0.5, linewidth=1)
+        ax.vlines(x, lo, hi, color=color, alpha=0.5, linewidth=1)
     ax.set_xticks(range(len(runs)))
     labels = [f"{r.run_id.split('_')[0]}\n{r.commit}\n{r.config_hash}" for r in runs.itertuples(index=False)]
     ax.set_xticklabels(labels, fontsize=7)
@@ -151,5 +155,5 @@ def plot_history(df: pd.DataFrame, out_png: str | Path) -> Path:
     presets = ", ".join(dict.fromkeys(runs["preset"]))
     ax.set(xlabel="run / commit / config hash", ylabel=metric, title=f"{metric} across {presets} runs (95% CI band)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return atomic_write_figure(fig, out_png, bbox_inches="tight")
