@@ -460,7 +460,7 @@ def compare(
     if not any(r.gated for r in rows):
         raise BenchError(
             f"run {run_record['run_id']} vs baseline {baseline_record['run_id']}: the gate covers no metric "
-            f"({gate.describe()}); name metrics both records hold"
+            f"({gate.describe()}); name metrics with a direction that both records hold"
         )
     return CompareResult(run_record["run_id"], baseline_record["run_id"], rows, warnings, gate)
 
