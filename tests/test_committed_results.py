@@ -51,3 +51,14 @@ def test_standard_fits_its_budget_and_its_gans_translate() -> None:
     untranslated = record["evaluator"]["untranslated"]["accuracy_p2h"]["ci"][1]
     for name in ("stargan", "fixedpoint", "vagan"):
         assert record["methods"][name]["metrics"]["accuracy_p2h"]["ci"][0] > untranslated, name
+
+
+def test_smoke_baseline_is_the_preset_of_today_on_one_thread() -> None:
+    """`.ci/gate` runs smoke with --threads 1 against this baseline; other settings would fail it."""
+    record = json.loads((ROOT / "results" / "baselines" / "smoke.json").read_text())
+    assert record["config"] == to_dict(load_config("smoke"))
+    assert record["dirty"] is False
+    assert record["layout"]["threads"] == 1 and record["layout"]["eval_threads"] == 1
+    assert (ROOT / "results" / "baselines" / "smoke.per_image.csv.gz").stat().st_size > 0
+    assert set(record["methods"]) == set(list_methods())
+    assert all(m["status"] == "ok" for m in record["methods"].values())

@@ -2,23 +2,30 @@
 
 One module per job: :mod:`~bench.records.schema` (the record format, its checks, reading and
 writing), :mod:`~bench.records.store` (run folders and baselines), :mod:`~bench.records.provenance`
-(git state, versions, device), :mod:`~bench.records.compare` (the regression gate) and
+(git state, versions, device), :mod:`~bench.records.likeness` (whether a run is like its baseline),
+:mod:`~bench.records.compare` (the regression gate) and
 :mod:`~bench.records.history` (a metric across runs). The command-line side lives in :mod:`bench.cli`.
 """
 
 from __future__ import annotations
 
 from bench.records.compare import (
+    DEFAULT_TOLERANCE,
+    HEADLINE_METRICS,
     MIN_PAIRS,
     CompareResult,
     CompareRow,
+    Gate,
     Rule,
     compare,
+    default_gate,
     format_compare,
+    gate_in_force,
     parse_rule,
     parse_rules,
 )
-from bench.records.history import HISTORY_COLUMNS, format_history, history, plot_history
+from bench.records.history import ALL_PRESETS, HISTORY_COLUMNS, format_history, history, plot_history
+from bench.records.likeness import check_like, config_differences
 from bench.records.provenance import (
     VERSION_PACKAGES,
     device_description,
@@ -53,11 +60,16 @@ from bench.records.store import (
     next_run_dir,
     resolve_baseline,
     resolve_run,
+    rules_path,
     set_baseline,
+    stored_rules,
 )
 
 __all__ = [
+    "ALL_PRESETS",
     "DEFAULT_BASELINES",
+    "DEFAULT_TOLERANCE",
+    "HEADLINE_METRICS",
     "DEFAULT_RUNS",
     "DIRECTIONS",
     "HISTORY_COLUMNS",
@@ -73,13 +85,18 @@ __all__ = [
     "VERSION_PACKAGES",
     "CompareResult",
     "CompareRow",
+    "Gate",
     "Rule",
+    "check_like",
     "check_record",
     "ci_of",
     "compare",
+    "config_differences",
+    "default_gate",
     "device_description",
     "format_compare",
     "format_history",
+    "gate_in_force",
     "git_state",
     "history",
     "load_per_image",
@@ -94,8 +111,10 @@ __all__ = [
     "read_record",
     "resolve_baseline",
     "resolve_run",
+    "rules_path",
     "set_baseline",
     "short_commit",
+    "stored_rules",
     "versions",
     "write_per_image",
     "write_record",

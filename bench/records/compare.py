@@ -1,6 +1,15 @@
 """Run-vs-baseline comparison: ``--fail-on`` tolerance rules, the regression gate, the diff table.
 
-Regression rule: a metric covered by a ``--fail-on`` rule regresses when it moved in its bad
+The gate in force is, in this order: the rules given (``--fail-on``), the rules stored with the
+baseline (``baseline set --fail-on``), or the default gate: every headline metric
+(:data:`HEADLINE_METRICS`) that both records hold, with tolerance :data:`DEFAULT_TOLERANCE`, for the
+methods present in both records. A gate that covers no metric is an error, never a pass.
+
+Like with like: a run of another preset or data manifest than its baseline is refused unless
+``allow_different``; a resolved config that differs in anything but the methods run is a warning
+naming the differing settings.
+
+Regression rule: a metric covered by a rule regresses when it moved in its bad
 direction by more than the rule's tolerance AND the move is beyond noise:
 
 * with per-image values on both sides (paired by method, metric, domain, patientId and seed,
@@ -29,11 +38,25 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.markdown import MISSING, interval, markdown_table, number, signed
+from bench.records.likeness import check_like, config_warnings
 from bench.records.provenance import short_commit
 from bench.records.schema import check_record, ci_of
 
 MIN_PAIRS = 5
 """Fewest paired images for the paired bootstrap; below it the baseline-CI test is used."""
+
+HEADLINE_METRICS = (
+    "lm_auc",
+    "pooled_auc",
+    "mask_lm_auc",
+    "mask_pooled_auc",
+    "accuracy_p2h",
+    "change_rate_tol8_p2h",
+)
+"""The default gate's metrics: location-matched and pooled AUC against the boxes (and the exact masks
+on synthetic data), P→H accuracy and the tolerance-8 change rate of translating methods."""
+DEFAULT_TOLERANCE = "abs=0.01"
+"""Tolerance of every default-gate rule (a fraction: 0.01 AUC, one point of accuracy or change rate)."""
 
 _RULE_RE = re.compile(r"^(?P<target>[^:\s]+):(?P<kind>abs|rel)=(?P<num>[0-9.eE+-]+)(?P<pct>%?)$")
 _PAIR_KEY = ["domain", "patientId", "seed"]
@@ -107,13 +130,92 @@ def _rule_for(rules: Sequence[Rule], method: str, metric: str) -> Rule | None:
     return max(reversed(covering), key=lambda r: r.specificity) if covering else None
 
 
+# The gate in force
+# --------------------------------------------------------------------------------------------
+
+GIVEN, STORED, DEFAULT = "given", "stored", "default"
+"""Where a gate's rules come from: ``--fail-on``, the baseline's stored rules, the default gate."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The rules in force, where they come from, and the methods they may cover (None: every method)."""
+
+    rules: tuple[Rule, ...]
+    source: str = GIVEN
+    methods: frozenset[str] | None = None
+    left_out: tuple[str, ...] = ()  # default gate: headline metrics not in both records
+
+    def rule_for(self, method: str, metric: str) -> Rule | None:
+        """The rule that gates ``method``'s ``metric``, or None."""
+        if self.methods is not None and method not in self.methods:
+            return None
+        return _rule_for(self.rules, method, metric)
+
+    @property
+    def texts(self) -> str:
+        """The rules as given, comma-separated."""
+        return ", ".join(r.text for r in self.rules)
+
+    def describe(self) -> str:
+        """One line naming the rules in force and where they come from."""
+        if self.source == DEFAULT:
+            n = len(self.methods or ())
+            line = (
+                f"default gate, the headline metrics of the {n} method(s) in both records with tolerance "
+                f"{DEFAULT_TOLERANCE} beyond noise: {self.texts}"
+            )
+            return line + (f" (not in both records, not gated: {', '.join(self.left_out)})" if self.left_out else "")
+        where = "stored with the baseline" if self.source == STORED else "given (--fail-on)"
+        return f"rules {where}: {self.texts}"
+
+
+def default_gate(run: dict[str, Any], base: dict[str, Any]) -> Gate:
+    """The gate used when no rules are given or stored: every headline metric both records hold,
+    with :data:`DEFAULT_TOLERANCE`, for the methods present in both records.
+
+    A metric counts as held by the run when one of those methods has it, or when none of them
+    succeeded (a failed method holds no metrics and must still fail the gate). BenchError when no
+    headline metric is in both records.
+    """
+    both = [m for m in base["methods"] if m in run["methods"]]
+
+    def holds(rec: dict[str, Any], metric: str) -> bool:
+        return any(metric in rec["methods"][m]["metrics"] for m in both)
+
+    run_ok = any(run["methods"][m]["status"] == "ok" for m in both)
+    gated = [m for m in HEADLINE_METRICS if holds(base, m) and (holds(run, m) or not run_ok)]
+    if not gated:
+        raise BenchError(
+            f"run {run['run_id']} vs baseline {base['run_id']}: the default gate covers no metric (no headline "
+            f"metric of {', '.join(HEADLINE_METRICS)} is in both records for a method in both); give --fail-on rules"
+        )
+    rules = tuple(parse_rule(f"{metric}:{DEFAULT_TOLERANCE}") for metric in gated)
+    left_out = tuple(m for m in HEADLINE_METRICS if m not in gated)
+    return Gate(rules, DEFAULT, frozenset(both), left_out)
+
+
+def gate_in_force(
+    run: dict[str, Any],
+    base: dict[str, Any],
+    fail_on: Sequence[str | Rule] | None,
+    baseline_rules: Sequence[str | Rule] | None = None,
+) -> Gate:
+    """The rules given, else the rules stored with the baseline, else :func:`default_gate`."""
+    if fail_on:
+        return Gate(tuple(parse_rules(fail_on)), GIVEN)
+    if baseline_rules:
+        return Gate(tuple(parse_rules(baseline_rules)), STORED)
+    return default_gate(run, base)
+
+
 # Comparison
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class CompareRow:
-    """One line of the comparison table."""
+    """One line of the comparison table; ``gated``: a rule judged it (it could have failed)."""
 
     method: str
     metric: str
@@ -124,17 +226,23 @@ class CompareRow:
     status: str
     regressed: bool = False
     rule: Rule | None = None
+    gated: bool = False
 
 
 @dataclass
 class CompareResult:
-    """Outcome of :func:`compare`: table rows, warnings, and whether anything regressed."""
+    """Outcome of :func:`compare`: table rows, warnings, the gate in force, and whether anything regressed."""
 
     run_id: str
     baseline_id: str
     rows: list[CompareRow]
     warnings: list[str] = field(default_factory=list)
-    rules: list[Rule] = field(default_factory=list)
+    gate: Gate = field(default_factory=lambda: Gate(()))
+
+    @property
+    def rules(self) -> list[Rule]:
+        """The rules in force."""
+        return list(self.gate.rules)
 
     @property
     def regressions(self) -> list[CompareRow]:
@@ -225,7 +333,7 @@ def _compare_metric(
         row.status = "new"
         return row
     if run is None or (run["value"] is None and base["value"] is not None):
-        row.regressed = rule is not None and base["direction"] != "none"
+        row.gated = row.regressed = rule is not None and base["direction"] != "none"
         row.status = "**REGRESSION**: no value in run" if row.regressed else "no value in run"
         return row
     if base["value"] is None:
@@ -238,6 +346,7 @@ def _compare_metric(
         row.status = "not judged"
         return row
     bad_move = -row.delta if direction == "higher" else row.delta
+    row.gated = rule is not None
     if rule is None:
         row.status = "not gated"
     elif bad_move <= rule.tolerance(base["value"]) + _EPS * max(1.0, abs(base["value"])):
@@ -253,7 +362,7 @@ def _method_rows(
     method: str,
     base_m: dict[str, Any] | None,
     run_m: dict[str, Any] | None,
-    rules: Sequence[Rule],
+    gate: Gate,
     base_pi: _PerImage,
     run_pi: _PerImage,
     n_resamples: int,
@@ -267,9 +376,10 @@ def _method_rows(
         if not base_ok:
             was = "new method" if base_m is None else "failed in baseline"
             return [CompareRow(method, "*", None, None, None, "", f"{was}, {what}")]
-        covered = any(_rule_for(rules, method, m) for m in base_m["metrics"])
+        rule = next((r for r in (gate.rule_for(method, m) for m in base_m["metrics"]) if r is not None), None)
+        covered = rule is not None
         status = f"**REGRESSION**: {what}" if covered else f"{what} (not gated)"
-        return [CompareRow(method, "*", None, None, None, "", status, regressed=covered)]
+        return [CompareRow(method, "*", None, None, None, "", status, covered, rule, covered)]
     base_metrics = base_m["metrics"] if base_ok else {}
     run_metrics = run_m["metrics"]
     rows = []
@@ -280,22 +390,14 @@ def _method_rows(
             return _paired(base_pi, run_pi, method, metric)
 
         rows.append(
-            _compare_metric(method, metric, base, run, _rule_for(rules, method, metric), pairs_of, n_resamples, seed)
+            _compare_metric(method, metric, base, run, gate.rule_for(method, metric), pairs_of, n_resamples, seed)
         )
     return rows
 
 
 def _record_warnings(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
-    """Warnings about run and baseline not being like for like."""
-    out = []
-    if run["config_hash"] != base["config_hash"]:
-        out.append(
-            f"warning: config differs (run {run['config_hash']}, baseline {base['config_hash']}); "
-            "figures may not be comparable"
-        )
-    rh, bh = run["data"].get("manifest_hash"), base["data"].get("manifest_hash")
-    if rh != bh:
-        out.append(f"warning: data differs (manifest {rh} in run, {bh} in baseline); figures may not be comparable")
+    """Warnings about run and baseline that may make figures differ beyond the code: settings, commit, seeds."""
+    out = config_warnings(run, base)
     if run["commit"] and run["commit"] == base["commit"]:
         out.append(
             f"warning: run and baseline come from the same commit {short_commit(run['commit'])} "
@@ -329,18 +431,22 @@ def compare(
     fail_on: Sequence[str | Rule] | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
+    baseline_rules: Sequence[str | Rule] | None = None,
+    allow_different: bool = False,
 ) -> CompareResult:
-    """Compare a run record against a baseline record under ``fail_on`` tolerance rules.
+    """Compare a run record against a baseline record under the gate of :func:`gate_in_force`.
 
-    See the module docstring for the regression rule and its noise tests. Rule texts that do not
-    parse raise BenchError.
+    See the module docstring for the gate, like with like, and the regression rule with its noise
+    tests. Rule texts that do not parse, a run of another preset or data than the baseline (unless
+    ``allow_different``) and a gate that covers no metric raise BenchError.
     """
-    rules = parse_rules(fail_on)
     check_record(run_record, f"run {_run_id(run_record)}")
     check_record(baseline_record, f"baseline {_run_id(baseline_record)}")
+    warnings = check_like(run_record, baseline_record, allow_different)
+    gate = gate_in_force(run_record, baseline_record, fail_on, baseline_rules)
     base_pi, run_pi = _PerImage(base_per_image), _PerImage(run_per_image)
-    warnings = _record_warnings(run_record, baseline_record) + _rule_warnings(rules, run_record, baseline_record)
-    if rules and (run_per_image is None or base_per_image is None):
+    warnings += _record_warnings(run_record, baseline_record) + _rule_warnings(gate.rules, run_record, baseline_record)
+    if run_per_image is None or base_per_image is None:
         side = "run" if run_per_image is None else "baseline"
         warnings.append(f"warning: no per-image values for the {side}; noise tests use the baseline's CI")
     base_methods, run_methods = baseline_record["methods"], run_record["methods"]
@@ -348,10 +454,15 @@ def compare(
     for method in list(base_methods) + [m for m in run_methods if m not in base_methods]:
         rows.extend(
             _method_rows(
-                method, base_methods.get(method), run_methods.get(method), rules, base_pi, run_pi, n_resamples, seed
+                method, base_methods.get(method), run_methods.get(method), gate, base_pi, run_pi, n_resamples, seed
             )
         )
-    return CompareResult(run_record["run_id"], baseline_record["run_id"], rows, warnings, rules)
+    if not any(r.gated for r in rows):
+        raise BenchError(
+            f"run {run_record['run_id']} vs baseline {baseline_record['run_id']}: the gate covers no metric "
+            f"({gate.describe()}); name metrics with a direction that both records hold"
+        )
+    return CompareResult(run_record["run_id"], baseline_record["run_id"], rows, warnings, gate)
 
 
 def _value_ci(entry: dict[str, Any] | None) -> str:
@@ -373,7 +484,7 @@ def _delta(row: CompareRow) -> str:
 
 def format_compare(result: CompareResult) -> str:
     """Markdown report: title, warning lines, the diff table, and a PASSED/FAILED verdict."""
-    parts = [f"### Run `{result.run_id}` vs baseline `{result.baseline_id}`", ""]
+    parts = [f"### Run `{result.run_id}` vs baseline `{result.baseline_id}`", "", f"Gate: {result.gate.describe()}", ""]
     if result.warnings:
         parts += result.warnings + [""]
     header = ["method", "metric", "baseline", "run", "delta", "change", "status"]
@@ -387,7 +498,7 @@ def format_compare(result: CompareResult) -> str:
         )
     )
     parts.append("")
-    rules = ", ".join(r.text for r in result.rules) or "none: nothing can fail"
+    rules = result.gate.texts
     if result.failed:
         names = ", ".join(f"{r.method}/{r.metric}" for r in result.regressions)
         parts.append(f"**FAILED**: {len(result.regressions)} regression(s): {names} (rules: {rules})")

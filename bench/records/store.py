@@ -4,22 +4,27 @@ A run folder ``results/runs/<NNNN>_<commit7>[-dirty]_<YYYYmmddTHHMMSSZ>/`` holds
 and ``per_image.csv`` (format in :mod:`bench.records.schema`) beside the report and figures.
 
 A named baseline is a copy of a record, ``results/baselines/NAME.json``, with its per-image values
-gzipped beside it as ``NAME.per_image.csv.gz``.
+gzipped beside it as ``NAME.per_image.csv.gz`` and, when it was set with ``--fail-on``, its gate
+rules as ``NAME.rules.json`` (``{"fail_on": [RULE, ...]}``); the record copy stays byte for byte the
+run's record.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.atomic import atomic_write_bytes
+from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
+from bench.records.compare import parse_rules
 from bench.records.schema import (
     RECORD_FILE,
     per_image_path,
@@ -31,6 +36,7 @@ from bench.records.schema import (
 
 DEFAULT_RUNS = Path("results/runs")
 DEFAULT_BASELINES = Path("results/baselines")
+RULES_SUFFIX = ".rules.json"
 
 _RUN_DIR_RE = re.compile(r"^(\d{4,})_")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -125,17 +131,61 @@ def _check_name(name: str) -> str:
     return name
 
 
+def rules_path(record_path: Path) -> Path:
+    """Where the gate rules stored with a baseline ``NAME.json`` live: ``NAME.rules.json`` beside it."""
+    record_path = Path(record_path)
+    return record_path.with_name(record_path.name.removesuffix(".json") + RULES_SUFFIX)
+
+
+def stored_rules(record_path: Path) -> list[str] | None:
+    """The ``--fail-on`` rules stored with a baseline, or None when it has none; a malformed rules
+    file is a BenchError naming it."""
+    path = rules_path(record_path)
+    if not path.is_file():
+        return None
+    bad = f'{path}: not a baseline rules file (expected {{"fail_on": [RULE, ...]}})'
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise BenchError(bad) from None
+    texts = content.get("fail_on") if isinstance(content, dict) else None
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        raise BenchError(bad)
+    try:
+        parse_rules(texts)
+    except BenchError as exc:
+        raise BenchError(f"{path}: {exc}") from None
+    return texts
+
+
+def _check_rules_match(texts: Sequence[str], record: dict[str, Any], where: str) -> list[str]:
+    """The rule texts, parsed to check them, when each covers a metric of ``record``; else BenchError."""
+    pairs = [(name, metric) for name, m in record["methods"].items() for metric in m["metrics"]]
+    rules = parse_rules(texts)
+    for rule in rules:
+        if not any(rule.covers(name, metric) for name, metric in pairs):
+            raise BenchError(f"--fail-on {rule.text!r} matches no metric of {where}")
+    return [r.text for r in rules]
+
+
 def set_baseline(
-    run: str | Path, name: str = "quick", baselines_dir: Path = DEFAULT_BASELINES, runs_root: Path = DEFAULT_RUNS
+    run: str | Path,
+    name: str = "quick",
+    baselines_dir: Path = DEFAULT_BASELINES,
+    runs_root: Path = DEFAULT_RUNS,
+    fail_on: Sequence[str] | None = None,
 ) -> Path:
     """Copy a run's record to ``baselines_dir/NAME.json`` and its per-image values to
     ``NAME.per_image.csv.gz`` (gzip), both atomically; returns the record copy's path.
 
-    A stale per-image file of an earlier baseline of that name is removed when the run has none.
+    ``fail_on`` rules (each must cover a metric of the run) are stored as ``NAME.rules.json``, the
+    gate ``compare`` uses when given no rules. A stale per-image or rules file of an earlier baseline
+    of that name is removed when the run has none or no rules are given.
     """
     _check_name(name)
     src = resolve_run(run, runs_root)
-    load_record(src)
+    record = load_record(src)
+    rules = _check_rules_match(fail_on, record, f"run {record['run_id']}") if fail_on else None
     dest = Path(baselines_dir) / f"{name}.json"
     per_src, per_dest = per_image_path(src), per_image_path(dest)
     if per_src.is_file():
@@ -146,6 +196,10 @@ def set_baseline(
         atomic_write_bytes(per_dest, data)
     else:
         per_dest.unlink(missing_ok=True)
+    if rules:
+        atomic_write_json(rules_path(dest), {"fail_on": rules})
+    else:
+        rules_path(dest).unlink(missing_ok=True)
     atomic_write_bytes(dest, src.read_bytes())
     return dest
 

@@ -34,8 +34,11 @@ def make_record(
     manifest: str = "data1",
     extra_methods: dict[str, dict] | None = None,
     schema: int = R.SCHEMA,
+    preset: str = "smoke",
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A complete record with one method 'pillet' (and optional others)."""
+    """A complete record with one method 'pillet' (and optional others); ``config`` replaces the
+    resolved config's sections (the preset is ``preset``)."""
     metrics = metrics if metrics is not None else {"pooled_auc": entry(0.80), "per_image_auc": entry(0.80)}
     methods = {"pillet": {"status": "ok", "error": None, "metrics": metrics}}
     methods.update(extra_methods or {})
@@ -45,7 +48,7 @@ def make_record(
         "created": "2024-01-01T00:00:00+00:00",
         "commit": commit,
         "dirty": False,
-        "config": {"preset": "smoke", "train": {"iterations": 10}},
+        "config": {"train": {"iterations": 10}, **(config or {}), "preset": preset},
         "config_hash": config_hash,
         "seeds": [0],
         "versions": R.versions(),
@@ -83,12 +86,14 @@ def noisy_shift(base: np.ndarray, shift: float, sd: float) -> np.ndarray:
     return base + noise - noise.mean() + shift
 
 
-def write_runs(runs: Path, values: list[float]) -> list[Path]:
-    """Run folders with pooled_auc ``values`` (the second one dirty), one a day from 2024-01-01."""
+def write_runs(runs: Path, values: list[float], presets: list[str] | None = None) -> list[Path]:
+    """Run folders with pooled_auc ``values`` (the second one dirty), one a day from 2024-01-01, of
+    ``presets`` (default: all 'smoke'; config hash 'cfg-<preset>')."""
     out = []
     for i, v in enumerate(values):
+        preset = presets[i] if presets else "smoke"
         run_dir = R.next_run_dir(runs, COMMIT_A, i == 1, datetime(2024, 1, 1 + i, tzinfo=timezone.utc))
-        rec = make_record(run_dir.name, metrics={"pooled_auc": entry(v)})
+        rec = make_record(run_dir.name, metrics={"pooled_auc": entry(v)}, preset=preset, config_hash=f"cfg-{preset}")
         rec["dirty"] = i == 1
         R.write_record(run_dir, rec)
         out.append(run_dir)

@@ -117,3 +117,84 @@ def test_compare_with_a_string_ci_is_a_one_line_error(tmp_path: Path, capsys: py
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert f"{record}: not a valid run record" in err and "metric 'pooled_auc': ci" in err and "non-number" in err
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compare_without_rules_gates_the_headline_metrics(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, baselines = tmp_path / "runs", tmp_path / "baselines"
+    write_runs(runs, [0.80, 0.80, 0.70])  # the third run's pooled AUC lies below the baseline's CI [0.78, 0.82]
+    loc = ["--runs", str(runs), "--baselines", str(baselines)]
+    assert main(["baseline", "set", "0001", "--name", "smoke", *loc]) == 0
+    assert "compare uses the default gate" in capsys.readouterr().out
+    assert main(["compare", "0002", "--baseline", "smoke", *loc]) == 0
+    out = capsys.readouterr().out
+    assert "Gate: default gate" in out and "pooled_auc:abs=0.01" in out
+    assert out.rstrip().splitlines()[-1].startswith("**PASSED**") and "(rules: pooled_auc:abs=0.01)" in out
+    assert main(["compare", "0003", "--baseline", "smoke", *loc]) == 1
+    out = capsys.readouterr().out
+    assert "Gate: default gate" in out and "**FAILED**: 1 regression(s): pillet/pooled_auc" in out
+
+
+def test_baseline_rules_are_stored_and_used(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, baselines = tmp_path / "runs", tmp_path / "baselines"
+    first = write_runs(runs, [0.80, 0.80, 0.77])[0]
+    loc = ["--runs", str(runs), "--baselines", str(baselines)]
+    assert main(["baseline", "set", "0001", "--name", "smoke", "--fail-on", "pooled_auc:abs=0.05", *loc]) == 0
+    assert json.loads((baselines / "smoke.rules.json").read_text()) == {"fail_on": ["pooled_auc:abs=0.05"]}
+    assert (baselines / "smoke.json").read_bytes() == (first / "record.json").read_bytes()  # the record, untouched
+    capsys.readouterr()
+    assert main(["compare", "0003", "--baseline", "smoke", *loc]) == 0  # 0.03 worse: within the stored 0.05
+    assert "Gate: rules stored with the baseline: pooled_auc:abs=0.05" in capsys.readouterr().out
+    assert main(["compare", "0003", "--baseline", "smoke", "--fail-on", "pooled_auc:abs=0.01", *loc]) == 1
+    assert "Gate: rules given (--fail-on): pooled_auc:abs=0.01" in capsys.readouterr().out
+    assert main(["baseline", "set", "0001", "--name", "smoke", "--fail-on", "dice:abs=0.01", *loc]) == 2
+    assert "--fail-on 'dice:abs=0.01' matches no metric of run 0001" in capsys.readouterr().err
+    assert (baselines / "smoke.rules.json").is_file()  # the refused command changed nothing
+    assert main(["baseline", "set", "0001", "--name", "smoke", *loc]) == 0
+    assert not (baselines / "smoke.rules.json").exists()  # a new baseline without rules drops the stale ones
+    (baselines / "smoke.rules.json").write_text('{"fail_on": "pooled_auc"}')
+    assert main(["compare", "0003", "--baseline", "smoke", *loc]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "smoke.rules.json: not a baseline rules file" in err
+
+
+def test_quick_run_against_the_standard_baseline_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["compare", str(ROOT / "results" / "quick" / "record.json"), "--baseline", "standard"]
+    assert main([*argv, "--baselines", str(ROOT / "results" / "baselines")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1
+    assert "(preset 'quick'," in err and "(preset 'standard'," in err and "not like with like" in err
+    assert "--allow-different" in err
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "standard"])
+def test_committed_baselines_pass_the_default_gate_against_themselves(
+    preset: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    baselines = ROOT / "results" / "baselines"
+    argv = ["compare", str(baselines / f"{preset}.json"), "--baseline", preset, "--baselines", str(baselines)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Gate: default gate" in out and "pooled_auc:abs=0.01" in out and "accuracy_p2h:abs=0.01" in out
+
+
+def test_history_by_preset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs = tmp_path / "runs"
+    write_runs(runs, [0.70, 0.75, 0.80, 0.85], presets=["quick", "smoke", "quick", "smoke"])
+    plot = ["--plot", str(tmp_path / "h.png")]
+    assert main(["history", "--runs", str(runs), *plot]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("runs of preset 'smoke' (the newest run's;")
+    assert "| run | created | commit | preset | config | method | pooled_auc | 95% CI |" in out
+    assert out.count("| smoke | cfg-smoke | pillet |") == 2 and "| quick |" not in out
+    assert main(["history", "--runs", str(runs), "--preset", "quick", *plot]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| quick | cfg-quick | pillet |") == 2 and "| smoke |" not in out
+    assert main(["history", "--runs", str(runs), "--preset", "all", *plot]) == 0
+    assert capsys.readouterr().out.count("| pillet |") == 4
+    assert main(["history", "--runs", str(runs), "--preset", "paper", *plot]) == 2
+    assert capsys.readouterr().err.strip() == f"error: no run under {runs} of preset 'paper' has metric 'pooled_auc'"

@@ -24,11 +24,18 @@ from bench.errors import BenchError
 
 
 def _compare(
-    base_metrics: dict, run_metrics: dict, base_pi: dict | None, run_pi: dict | None, rules: list[str], **kw: Any
+    base_metrics: dict,
+    run_metrics: dict,
+    base_pi: dict | None,
+    run_pi: dict | None,
+    rules: list[str],
+    allow_different: bool = False,
+    **kw: Any,
 ) -> R.CompareResult:
     base = make_record(metrics=base_metrics)
     run = make_record("0002_bbbbbbb_20240102T000000Z", metrics=run_metrics, commit=COMMIT_B, **kw)
-    return R.compare(run, base, per_image(run_pi) if run_pi else None, per_image(base_pi) if base_pi else None, rules)
+    pis = (per_image(run_pi) if run_pi else None, per_image(base_pi) if base_pi else None)
+    return R.compare(run, base, *pis, rules, allow_different=allow_different)
 
 
 RULES = ["pooled_auc:abs=0.02", "per_image_auc:abs=0.02"]
@@ -127,11 +134,11 @@ def test_lower_is_better_metric_fails_when_it_rises() -> None:
 
 def test_direction_none_and_ungated_metrics_never_fail() -> None:
     result = _compare(
-        {"seconds": entry(10.0, direction="none"), "dice": entry(0.5)},
-        {"seconds": entry(50.0, direction="none"), "dice": entry(0.1)},
+        {"seconds": entry(10.0, direction="none"), "dice": entry(0.5), "pooled_auc": entry(0.8)},
+        {"seconds": entry(50.0, direction="none"), "dice": entry(0.1), "pooled_auc": entry(0.8)},
         None,
         None,
-        ["seconds:abs=1"],
+        ["seconds:abs=1", "pooled_auc:abs=0.01"],
     )
     assert not result.failed
     by_metric = {r.metric: r for r in result.rows}
@@ -144,9 +151,12 @@ def test_relative_wildcard_rule() -> None:
     assert not small.failed  # 2.5% worse
     large = _compare({"pooled_auc": entry(0.80)}, {"pooled_auc": entry(0.70)}, None, None, ["*:rel=5%"])
     assert large.failed and "rel 5%" in large.rows[0].status  # 12.5% worse, outside the CI
-    other = _compare({"pooled_auc": entry(0.80)}, {"pooled_auc": entry(0.70)}, None, None, ["stargan/pooled_auc:abs=0"])
-    assert not other.failed  # the rule names another method
-    assert any("matches no metric" in w for w in other.warnings)
+    with pytest.raises(BenchError, match="the gate covers no metric"):  # the rule names another method
+        _compare({"pooled_auc": entry(0.80)}, {"pooled_auc": entry(0.70)}, None, None, ["stargan/pooled_auc:abs=0"])
+    other = _compare(
+        {"pooled_auc": entry(0.80)}, {"pooled_auc": entry(0.80)}, None, None, ["stargan/pooled_auc:abs=0", "*:abs=0"]
+    )
+    assert not other.failed and any("'stargan/pooled_auc:abs=0' matches no metric" in w for w in other.warnings)
     mine = _compare(
         {"pooled_auc": entry(0.80)},
         {"pooled_auc": entry(0.70)},
@@ -176,11 +186,19 @@ def test_missing_or_failed_method_fails() -> None:
 
 def test_warnings_on_different_config_and_data() -> None:
     result = _compare(
-        {"pooled_auc": entry(0.8)}, {"pooled_auc": entry(0.8)}, None, None, [], config_hash="cfg2", manifest="data2"
+        {"pooled_auc": entry(0.8)},
+        {"pooled_auc": entry(0.8)},
+        None,
+        None,
+        [],
+        config_hash="cfg2",
+        manifest="data2",
+        config={"train": {"iterations": 20}},
+        allow_different=True,
     )
     assert not result.failed
-    assert any(w.startswith("warning: config differs") for w in result.warnings)
-    assert any(w.startswith("warning: data differs") for w in result.warnings)
+    assert any(w.startswith("warning: config differs") and "train.iterations (20 vs 10)" in w for w in result.warnings)
+    assert any(w.startswith("warning: run ") and "data manifest differ" in w for w in result.warnings)
     assert not any("same commit" in w for w in result.warnings)
     assert all(w.startswith("warning:") for w in result.warnings)
 
