@@ -45,6 +45,7 @@ from typing import Any
 from bench import parallel, preflight, records, rundir
 from bench.atomic import atomic_write_json
 from bench.config import Config, from_dict, to_dict
+from bench.distributed import env_info
 from bench.errors import BenchError, first_line
 
 PLAN = "launch.json"
@@ -149,7 +150,8 @@ def train_task(plan: dict[str, Any], index: int) -> None:
     data = open_data(cfg.data, progress=False)
     judge = get_evaluator(cfg, data, progress=False) if cls.translates and cfg.train.eval_every > 0 else None
     _, out_dir = train_method(task["method"], cfg, data, resume=True, progress=True, judge=judge)
-    print(f"trained {task['method']} seed {task['seed']}; checkpoints in {out_dir}", flush=True)
+    if env_info().is_main:
+        print(f"trained {task['method']} seed {task['seed']}; checkpoints in {out_dir}", flush=True)
 
 
 def torchrun_command(launch_dir: str, index: int, nproc: int) -> list[str]:

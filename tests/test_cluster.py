@@ -88,6 +88,7 @@ def _plant_foreign_checkpoint(cfg: Config) -> Path:
     return out / FINAL
 
 
+@pytest.mark.slow
 def test_local_launch_reports_a_failed_job_resumes_and_equals_the_in_process_run(
     inprocess: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
