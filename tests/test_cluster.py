@@ -196,6 +196,47 @@ def test_tidy_links_removes_only_links_of_finished_evaluations(tmp_path: Path) -
     assert (tmp_path / f".{busy.name}{SUFFIX}").is_symlink()
 
 
+def _launch_dir(tmp_path: Path, outcomes: dict[str, dict[str, Any]]) -> Path:
+    """A hidden launch folder with two training jobs and the given outcome files."""
+    launch = tmp_path / f".0001_abc_x{SUFFIX}"
+    (launch / "jobs").mkdir(parents=True)
+    plan = {
+        "run": "0001_abc_x",
+        "tasks": [{"method": "a", "seed": 0}, {"method": "b", "seed": 0}],
+        "jobs": {
+            "prepare": {"id": "9", "log": f"{launch}/jobs/9_0_log.err"},
+            "train": [
+                {"id": "10_0", "log": f"{launch}/jobs/10_0_0_log.err"},
+                {"id": "10_1", "log": "x/10_1_0_log.err"},
+            ],
+        },
+    }
+    (launch / "launch.json").write_text(json.dumps(plan))
+    for key, outcome in outcomes.items():
+        (launch / "jobs" / f"outcome-{key}.json").write_text(json.dumps(outcome))
+    return launch
+
+
+def test_a_job_without_outcome_is_reported_unfinished_with_its_log(tmp_path: Path) -> None:
+    from bench.launch import _trained, read_plan
+
+    launch = _launch_dir(tmp_path, {"train-a-seed0": {"ok": True, "seconds": 3.0}})
+    trained, table = _trained(launch, read_plan(launch), tmp_path / "0001_abc_x")
+    assert trained[("a", 0)].error is None and trained[("a", 0)].seconds == 3.0
+    error = trained[("b", 0)].error
+    assert "did not finish" in error and f"job 10_1, log {tmp_path / '0001_abc_x' / 'jobs' / '10_1_0_log.err'}" in error
+    assert table["train-b-seed0"] == {"id": "10_1", "log": "jobs/10_1_0_log.err", "status": "unfinished", "seconds": 0}
+
+
+def test_the_evaluation_job_stops_on_a_failed_prepare_job_naming_its_log(tmp_path: Path) -> None:
+    from bench.errors import BenchError
+    from bench.launch import evaluate_job
+
+    launch = _launch_dir(tmp_path, {"prepare": {"ok": False, "error": "DataError: x.csv: bad", "seconds": 1.0}})
+    with pytest.raises(BenchError, match=r"prepare job failed \(DataError: x.csv: bad\); log .*9_0_log.err"):
+        evaluate_job(str(launch))
+
+
 # ---------------------------------------------------------------- MLflow
 
 
