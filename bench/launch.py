@@ -170,19 +170,28 @@ def torchrun_command(launch_dir: str, index: int, nproc: int) -> list[str]:
     ]
 
 
-def train_job(launch_dir: str, index: int) -> None:
-    """Job 2 (one per method x seed): train and cache one model."""
-    plan = read_plan(launch_dir)
-    task = plan["tasks"][index]
-    with _reporting(launch_dir, task_key(task["method"], task["seed"])):
-        nproc = plan["procs_per_job"]
-        if nproc > 1:
-            code = subprocess.run(torchrun_command(launch_dir, index, nproc), check=False).returncode
-            if code != 0:
-                raise BenchError(f"torchrun over {nproc} processes exited with status {code}")
-        else:
-            with parallel.torch_threads(_threads(plan, "train")):
-                train_task(plan, index)
+class TrainJob:
+    """Job 2 (one per method x seed): train and cache one model. A job that runs out of time is
+    requeued by submitit (``checkpoint``; at most 3 times) and resumes from its last checkpoint."""
+
+    def __call__(self, launch_dir: str, index: int) -> None:
+        plan = read_plan(launch_dir)
+        task = plan["tasks"][index]
+        with _reporting(launch_dir, task_key(task["method"], task["seed"])):
+            nproc = plan["procs_per_job"]
+            if nproc > 1:
+                code = subprocess.run(torchrun_command(launch_dir, index, nproc), check=False).returncode
+                if code != 0:
+                    raise BenchError(f"torchrun over {nproc} processes exited with status {code}")
+            else:
+                with parallel.torch_threads(_threads(plan, "train")):
+                    train_task(plan, index)
+
+    def checkpoint(self, launch_dir: str, index: int) -> Any:
+        """What submitit resubmits when the job times out: the same task (training resumes)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, launch_dir, index)
 
 
 def _trained(launch_dir: Path, plan: dict[str, Any], final: Path) -> tuple[dict[tuple[str, int], Any], dict]:
@@ -376,7 +385,7 @@ def submit_slurm(submitit: ModuleType, folder: rundir.RunFolder, plan: dict[str,
         extra = {**dict(opts.slurm), "kill-on-invalid-dep": "yes"}  # a failed prepare cancels the array
         ex.update_parameters(dependency=f"afterok:{prep.job_id}", additional_parameters=extra)
         n = len(plan["tasks"])
-        train = ex.map_array(train_job, [launch] * n, list(range(n)))
+        train = ex.map_array(TrainJob(), [launch] * n, list(range(n)))
     plan["jobs"]["train"] = [{"id": j.job_id, "log": _log(j)} for j in train]
     _write_plan(folder, plan)
     after = sorted({j.job_id.split("_")[0] for j in train}) or [prep.job_id]
@@ -467,7 +476,7 @@ def _train_local(ex: Any, launch: str, plan: dict[str, Any], jobs: int, started:
             running = [j for j in running if not j.done()]
             time.sleep(0.5)
         with _environment(job_env(plan["threads"]["train"])):
-            job = ex.submit(train_job, launch, index)
+            job = ex.submit(TrainJob(), launch, index)
         started.append(job)
         running.append(job)
         table[index] = {"id": job.job_id, "log": _log(job)}

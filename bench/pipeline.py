@@ -153,7 +153,7 @@ def _run_method(
         for seed in seeds:
             worker = trained.get((name, seed))
             if worker is not None and worker.error is not None:
-                raise BenchError(f"training in a worker process failed: {worker.error}\n{worker.trace}")
+                raise BenchError(f"training in another process failed: {worker.error}\n{worker.trace}")
             scfg = _seed_config(cfg, seed)
             with watch.stage(f"train {name}"):
                 method, _ = train_method(name, scfg, data, progress=progress, judge=judge)

@@ -185,6 +185,15 @@ def test_slurm_without_srun_points_to_the_local_cluster(
     assert "use --cluster local" in capsys.readouterr().err
 
 
+def test_a_training_job_that_times_out_is_resubmitted_as_the_same_task() -> None:
+    pytest.importorskip("submitit", reason="the [cluster] extra (submitit) is not installed")
+    from bench.launch import TrainJob
+
+    job = TrainJob()
+    again = job.checkpoint("/runs/.0001_x.submitit", 3)
+    assert again.function is job and again.args == ("/runs/.0001_x.submitit", 3)
+
+
 def test_tidy_links_removes_only_links_of_finished_evaluations(tmp_path: Path) -> None:
     done, busy = tmp_path / "0001_abc_x", tmp_path / "0002_abc_y"
     for run, evaluate in ((done, "7"), (busy, "8")):
