@@ -7,7 +7,8 @@ method (tag ``method``) holds the same metrics unprefixed and its learning curve
 (``curve.<key>``, the step being the training iteration; ``curve.seed<S>.<key>`` with several seeds).
 
 The store is ``MLFLOW_TRACKING_URI`` when set; otherwise a SQLite file beside the runs folder
-(``results/mlflow.db``, artifacts in ``results/mlartifacts``), no server needed. MLflow's own
+(``results/mlflow.db``), no server needed; with a SQLite store a new experiment keeps its artifacts
+in ``mlartifacts/`` beside the file. MLflow's own
 default (``sqlite:///mlflow.db`` in the working directory since MLflow 3) is not used, so that the
 store does not depend on where the command was started. The experiment is ``MLFLOW_EXPERIMENT_NAME``,
 default ``lesionbench``.
@@ -28,6 +29,7 @@ from bench.errors import BenchError, first_line
 TRACKERS = ("mlflow",)
 EXPERIMENT = "lesionbench"
 DB_FILE = "mlflow.db"
+SQLITE = "sqlite:///"
 ARTIFACTS_DIR = "mlartifacts"
 ARTIFACTS = ("report.md", "record.json", "roc.png", "qualitative.png", "learning_curves.png")
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /:]")
@@ -54,14 +56,17 @@ def check_tracker(name: str | None) -> None:
 
 
 def store_uri(runs_root: Path) -> tuple[str, str | None]:
-    """The tracking URI and, for the default store, the experiment's artifact location:
-    ``MLFLOW_TRACKING_URI`` (MLflow's choice of artifacts) or SQLite beside the runs folder."""
+    """The tracking URI, ``MLFLOW_TRACKING_URI`` or SQLite beside the runs folder, and where a new
+    experiment keeps its artifacts: beside a SQLite file (MLflow would use ``./mlruns`` wherever the
+    command runs), the server's choice otherwise (None)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
+    if not uri:
+        results = Path(runs_root).resolve().parent
+        results.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{results / DB_FILE}"
+    if not uri.startswith(SQLITE):
         return uri, None
-    results = Path(runs_root).resolve().parent
-    results.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{results / DB_FILE}", (results / ARTIFACTS_DIR).as_uri()
+    return uri, (Path(uri[len(SQLITE) :]).resolve().parent / ARTIFACTS_DIR).as_uri()
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -169,7 +174,8 @@ def _log_mlflow(run_dir: Path, record: dict[str, Any], runs_root: Path) -> str:
             client.log_artifact(parent, str(run_dir / artifact))
     ok = all(m["status"] == "ok" for m in record["methods"].values())
     client.set_terminated(parent, "FINISHED" if ok else "FAILED")
-    return f"tracked in MLflow ({uri}): run {parent} ({record['run_id']}) in experiment {experiment}"
+    name = client.get_experiment(experiment).name
+    return f"tracked in MLflow ({uri}): run {parent} ({record['run_id']}) in experiment {name!r}"
 
 
 def _log_method(

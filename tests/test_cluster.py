@@ -277,6 +277,8 @@ def test_tracking_logs_the_run_with_nested_method_runs(inprocess: dict[str, Any]
     assert {"report.md", "roc.png", "record.json"} <= artifacts
     local = client.download_artifacts(top["run_id"], "report.md")
     assert Path(local).read_text() == (run_dir / "report.md").read_text()
+    stored = Path(inprocess["uri"][len("sqlite:///") :]).parent / "mlartifacts" / top["run_id"] / "artifacts"
+    assert (stored / "record.json").read_text() == (run_dir / "record.json").read_text()  # beside the store
 
 
 def test_default_store_is_sqlite_beside_the_runs_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,6 +288,8 @@ def test_default_store_is_sqlite_beside_the_runs_folder(tmp_path: Path, monkeypa
     assert artifacts == (tmp_path / "results" / "mlartifacts").as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
     assert store_uri(tmp_path / "runs") == ("http://tracking.example:5000", None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'elsewhere' / 'x.db'}")
+    assert store_uri(tmp_path / "runs")[1] == (tmp_path / "elsewhere" / "mlartifacts").as_uri()
 
 
 def test_config_is_flattened_into_params() -> None:
