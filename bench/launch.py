@@ -221,7 +221,7 @@ def evaluate_job(launch_dir: str) -> str:
     final = launch.parent / plan["run"]
     prep = read_outcome(launch, "prepare")
     if prep is None or not prep["ok"]:
-        log = final.parent / launch.name / JOBS / Path(plan["jobs"]["prepare"]["log"]).name
+        log = launch / JOBS / Path(plan["jobs"]["prepare"]["log"]).name
         raise BenchError(f"the prepare job failed ({prep['error'] if prep else 'it did not finish'}); log {log}")
     trained, table = _trained(launch, plan, final)
     info = {"launcher": "submitit", "cluster": plan["cluster"], "jobs": table}

@@ -39,6 +39,15 @@ def _values(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _has(module: str) -> bool:
+    """Whether ``module`` (an optional extra) imports."""
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 def _record(runs: Path) -> tuple[Path, dict[str, Any]]:
     (run_dir,) = [p for p in sorted(runs.iterdir()) if not p.name.startswith(".")][-1:]
     return run_dir, json.loads((run_dir / "record.json").read_text())
@@ -62,14 +71,6 @@ def inprocess(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> dic
     return {"cfg": cfg, "run_dir": run_dir, "record": record, "uri": f"sqlite:///{tmp / 'mlflow.db'}"}
 
 
-def _has(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
 # ---------------------------------------------------------------- submitit, local executor
 
 
@@ -89,6 +90,7 @@ def _plant_foreign_checkpoint(cfg: Config) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not _has("submitit"), reason="the [cluster] extra (submitit) is not installed")
 def test_local_launch_reports_a_failed_job_resumes_and_equals_the_in_process_run(
     inprocess: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
@@ -249,6 +251,7 @@ def test_the_evaluation_job_stops_on_a_failed_prepare_job_naming_its_log(tmp_pat
 # ---------------------------------------------------------------- MLflow
 
 
+@pytest.mark.skipif(not _has("mlflow"), reason="the [track] extra (mlflow) is not installed")
 def test_tracking_logs_the_run_with_nested_method_runs(inprocess: dict[str, Any]) -> None:
     mlflow = pytest.importorskip("mlflow", reason="the [track] extra (mlflow) is not installed")
     from mlflow.tracking import MlflowClient
