@@ -11,6 +11,8 @@ from pathlib import Path
 from bench.cli_records import add_record_commands
 from bench.config import Config, load_config
 from bench.errors import BenchError
+from bench.launch import add_launch_args
+from bench.tracking import TRACKERS
 from bench.validate import check_ranges
 
 Handler = Callable[[argparse.Namespace], int]
@@ -179,20 +181,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Train (or reuse) and evaluate methods, and write the run folder with its report."""
+    from bench.launch import cluster_options, launch_run
     from bench.pipeline import run_benchmark
+    from bench.tracking import check_tracker, track_run
 
     cfg = resolve_config(args)
+    launch, out = cluster_options(args), Path(args.out)
+    check_tracker(args.track)
+    if launch is not None:
+        return launch_run(args.methods, cfg, args.seeds, out, not args.no_references, launch, args.track)
     result = run_benchmark(
         args.methods,
         cfg,
         n_seeds=args.seeds,
-        runs_root=Path(args.out),
+        runs_root=out,
         progress=True,
         references=not args.no_references,
         jobs=args.jobs,
         threads=args.threads,
     )
     print(f"report: {result.run_dir / 'report.md'}")
+    if args.track:
+        print(track_run(args.track, result.run_dir, result.record, out))
     failed = [n for n, m in result.record["methods"].items() if m["status"] != "ok"]
     for name in failed:
         print(f"error: method {name} failed: {result.record['methods'][name]['error']}", file=sys.stderr)
@@ -315,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--classifier-weights", metavar="FILE", help="evaluator weights (.safetensors or state dict): skip its training"
+    )
+    add_launch_args(p)
+    p.add_argument(
+        "--track", choices=TRACKERS, help="log the run to a tracker (mlflow: $MLFLOW_TRACKING_URI or results/mlflow.db)"
     )
     p.set_defaults(func=cmd_run)
 

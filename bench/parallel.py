@@ -69,7 +69,7 @@ def plan(jobs: int | None, threads: int | None, n_trainable: int, device: torch.
 
 
 @contextmanager
-def _worker_env(threads: int) -> Iterator[None]:
+def worker_env(threads: int) -> Iterator[None]:
     """Environment the worker processes start with: OpenMP sized to ``threads`` and waiting passively
     (busy-waiting threads of two processes on shared cores slow both)."""
     keys = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
@@ -169,7 +169,7 @@ def train_concurrently(
     for row in range(1, layout.jobs + 1):
         rows.put(row)
     results: dict[tuple[str, int], Trained] = {}
-    with _worker_env(layout.threads):
+    with worker_env(layout.threads):
         with ProcessPoolExecutor(
             layout.jobs, mp_context=context, initializer=_init_worker, initargs=(layout.threads, rows, os.getpid())
         ) as pool:

@@ -33,6 +33,21 @@ from bench.validate import check_method_list
 
 
 @dataclass
+class Prelaunched:
+    """A run whose methods were trained by jobs elsewhere (:mod:`bench.launch`): the run folder
+    reserved when the jobs were submitted (its temporary folder holds their scripts and logs, and is
+    kept if the run fails), the provenance read then, what each (method, seed) job reported, and the
+    launch's description for the record."""
+
+    folder: rundir.RunFolder
+    started: datetime
+    commit: str | None
+    dirty: bool
+    trained: dict[tuple[str, int], parallel.Trained]
+    info: dict[str, Any]
+
+
+@dataclass
 class RunResult:
     """What a benchmark run produced: its folder, the record, and whether every method succeeded."""
 
@@ -151,7 +166,7 @@ def _run_method(
         for seed in seeds:
             worker = trained.get((name, seed))
             if worker is not None and worker.error is not None:
-                raise BenchError(f"training in a worker process failed: {worker.error}\n{worker.trace}")
+                raise BenchError(f"training in another process failed: {worker.error}\n{worker.trace}")
             scfg = _seed_config(cfg, seed)
             with watch.stage(f"train {name}"):
                 method, _ = train_method(name, scfg, data, progress=progress, judge=judge)
@@ -227,10 +242,12 @@ def run_benchmark(
     references: bool = True,
     jobs: int | None = 1,
     threads: int | None = None,
+    prelaunched: Prelaunched | None = None,
 ) -> RunResult:
     """Train (or reuse) and evaluate methods (plus the reference maps the data allows, unless
     ``references`` is false), then write record, per-image values, report and figures. ``jobs``
-    methods train at a time with ``threads`` threads each (:mod:`bench.parallel`; None: its default)."""
+    methods train at a time with ``threads`` threads each (:mod:`bench.parallel`; None: its default);
+    with ``prelaunched`` the methods were trained by cluster jobs and the run only loads them."""
     from bench.device import resolve_device
 
     if n_seeds < 1:
@@ -242,7 +259,7 @@ def run_benchmark(
     trainable = [n for n in names if not get_method_class(n).reference]
     layout = parallel.plan(jobs, threads, len(trainable) * n_seeds, resolve_device(cfg.train.device))
     with parallel.torch_threads(layout.eval_threads):
-        return _run(names, cfg, seeds, runs_root, progress, repo, references, layout)
+        return _run(names, cfg, seeds, runs_root, progress, repo, references, layout, prelaunched)
 
 
 def _run(
@@ -254,12 +271,16 @@ def _run(
     repo: Path | None,
     references: bool,
     layout: parallel.Layout,
+    pre: Prelaunched | None = None,
 ) -> RunResult:
     from bench.classifier import get_evaluator
 
     watch, log = Stopwatch(announce=progress), []
-    started = datetime.now(timezone.utc)
-    commit, dirty = records.git_state(repo or Path.cwd())  # the code that runs, read before any work
+    if pre is None:
+        started = datetime.now(timezone.utc)
+        commit, dirty = records.git_state(repo or Path.cwd())  # the code that runs, read before any work
+    else:
+        started, commit, dirty = pre.started, pre.commit, pre.dirty
     with watch.stage("data"):
         data = open_data(cfg.data, progress=progress)
     preflight.check_splits(data, cfg.data, preflight.NEEDS_RUN)
@@ -270,10 +291,10 @@ def _run(
         judge = get_evaluator(cfg, data, progress=progress)
         untranslated = untranslated_accuracy(data.test, judge, cfg.eval)
     examples = pick_examples(data.test, cfg.eval.n_qualitative)
-    trained = train_side_by_side(names, cfg, seeds, layout, watch, progress)
+    trained = pre.trained if pre else train_side_by_side(names, cfg, seeds, layout, watch, progress)
     runs = [_run_method(n, cfg, seeds, data, judge, examples, watch, log, progress, trained) for n in names]
 
-    reserved = rundir.reserve(runs_root, commit, dirty, started)
+    reserved = pre.folder if pre else rundir.reserve(runs_root, commit, dirty, started)
     run_dir, tmp = reserved.final, reserved.tmp
     try:
         record = build_record(
@@ -284,6 +305,8 @@ def _run(
             record["references_left_out"] = unavailable_references(data)
         add_verdict(record, runs)
         add_agreement(record, repo or Path.cwd())
+        if pre:
+            record["launch"] = pre.info
         records.write_per_image(tmp, per_image_frame(runs, seeds, data))
         with watch.stage("report"):
             write_report(tmp, record, roc_curves(runs, record), qualitative_examples(runs, data, examples))
@@ -293,6 +316,7 @@ def _run(
             atomic_write_text(tmp / "errors.log", "\n".join(log))
         rundir.publish(reserved)
     except BaseException:
-        rundir.discard(reserved)
+        if pre is None:  # a launched run's folder holds its jobs' logs
+            rundir.discard(reserved)
         raise
     return RunResult(run_dir, record, all(r.error is None for r in runs))

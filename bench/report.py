@@ -297,6 +297,17 @@ def layout_text(layout: dict[str, int] | None) -> str:
     )
 
 
+def launch_text(launch: dict[str, Any]) -> str:
+    """How a launched run trained its methods (``run --launcher submitit``): cluster, jobs, logs."""
+    jobs = launch.get("jobs", {})
+    failed = sum(1 for j in jobs.values() if j.get("status") != "ok")
+    state = f", {failed} failed" if failed else ""
+    return (
+        f"; trained by {len(jobs)} {launch['launcher']} job(s) on `{launch['cluster']}` (one per method and seed"
+        f"{state}; scripts and logs in `jobs/`)"
+    )
+
+
 def provenance(record: dict[str, Any]) -> str:
     """Config hash, commit, versions, device, data manifest and time per stage."""
     commit = (record.get("commit") or "not a git checkout")[:12] + (" (dirty)" if record.get("dirty") else "")
@@ -305,7 +316,8 @@ def provenance(record: dict[str, Any]) -> str:
         f"- preset `{record['config']['preset']}`{recipe_text(record['config'])}, "
         f"config hash `{record['config_hash']}`, seeds {record['seeds']}",
         f"- commit `{commit}`",
-        f"- device: {record['device']}{layout_text(record.get('layout'))}",
+        f"- device: {record['device']}"
+        + (launch_text(record["launch"]) if record.get("launch") else layout_text(record.get("layout"))),
         f"- data: `{record['data']['root']}` ({'built-in synthetic' if record['data']['synthetic'] else 'RSNA'}), "
         f"manifest hash `{record['data']['manifest_hash']}`",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),

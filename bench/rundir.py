@@ -42,7 +42,7 @@ def _number(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _highest(runs_root: Path) -> int:
+def highest_number(runs_root: Path) -> int:
     """The highest number in use: finished run folders and temporary folders of runs in progress."""
     return max((n for n in (_number(p.name) for p in runs_root.iterdir()) if n is not None), default=0)
 
@@ -125,7 +125,7 @@ def reserve(runs_root: str | Path, commit: str | None, dirty: bool, now: datetim
         runs_root.mkdir(parents=True, exist_ok=True)
         with locked(runs_root):
             clean_stale(runs_root)
-            number = _highest(runs_root) + 1
+            number = highest_number(runs_root) + 1
             while True:
                 name = run_name(number, commit, dirty, now)
                 tmp = runs_root / f".{name}.pid{os.getpid()}.tmp"
