@@ -6,20 +6,22 @@ Run explicitly (not part of the default test run)::
     OMP_WAIT_POLICY=PASSIVE python -m pytest benchmarks/bench_gan_throughput.py -k "pillet and quick"
 
 The reference is the training step as it was before the throughput work of issue 19 (the trainer
-of commit da32a2b, copied below as :class:`ReferenceTrainer`): plain for-loop Adam, and in every
+of commit da32a2b, copied below as :class:`ReferenceTrainer`): plain for-loop Adam; in every
 generator step a fresh forward pass of the generator on the batch the critic step before it had
-already translated. Both trainers start from the same weights and run the same batches of the
-preset (its recipe, its network, its batch size) on one thread, as training runs
-(``torch.set_num_threads(1)``). A round is ``STEPS`` iterations (``trainer.step``: one critic
-step, plus a generator step when the recipe's cycle is complete, plus the weight average); the
-reference's round runs in pytest-benchmark's untimed setup just before each timed round of the
-committed trainer, so the two alternate (R C R C ...) and the ratio of each pair is immune to the
-machine's drift. The table printed at the end gives, per GAN and preset, iterations per second of
-both (median round), the speed-up (committed / reference: min, median and max over the pairs),
-the FLOPs each executes per iteration (convolutions and matmuls, ``FlopCounterMode``) and the
-share of the machine's fp32 peak (:func:`bench_gan_step.measure_peak`, measured in this session
-on one thread) each achieves. A trainer that skips work executes fewer FLOPs: its share of the
-peak can fall while its iterations per second rise.
+already translated; the generator heads of StarGAN and Fixed-Point GAN run as a plain one-channel
+conv (:func:`as_before`; now :class:`methods.stargan.networks.MapHead`). Both trainers start from
+the same weights and run the same batches of the preset (its recipe, its network, its batch size)
+on one thread, as training runs (``torch.set_num_threads(1)``). A round is ``STEPS`` iterations
+(``trainer.step``: one critic step, plus a generator step when the recipe's cycle is complete,
+plus the weight average); the reference's round runs in pytest-benchmark's untimed setup just
+before each timed round of the committed trainer, so the two alternate (R C R C ...) and the ratio
+of each pair is immune to the machine's drift. The table printed at the end gives, per GAN and
+preset, iterations per second of both (median round), the speed-up (committed / reference: min,
+median and max over the pairs), the FLOPs each executes per iteration (convolutions and matmuls,
+``FlopCounterMode``) and the share of the machine's fp32 peak (:func:`bench_gan_step.measure_peak`,
+measured in this session on one thread) each achieves. A trainer that skips work executes fewer
+FLOPs: its share of the peak can fall while its iterations per second rise. On a machine shared
+with other processes the peak is measured under their load too.
 
 ``LESIONBENCH_BENCH_ROUNDS`` (default 5) sets the number of pairs.
 """
@@ -27,6 +29,7 @@ peak can fall while its iterations per second rise.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import statistics
 import time
@@ -37,6 +40,7 @@ import pytest
 import torch
 from bench_gan_step import count_flops, measure_peak
 from random_split import RandomSplit
+from torch import nn
 
 from bench.config import load_config
 from bench.gan import GANMethod, GANTrainer, Sampler
@@ -44,6 +48,7 @@ from bench.gan.losses import Batch, Terms, total
 from bench.gan.recipe import ema_decay_at
 from bench.gan.trainer import frozen
 from bench.registry import create_method
+from methods.stargan.networks import MapHead
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 PRESETS = ["quick", "standard"]
@@ -134,7 +139,8 @@ def peak(request: pytest.FixtureRequest, one_thread: None) -> Iterator[float]:
 
 def print_table(peak: float) -> None:
     """This session's measurements, one line per GAN and preset."""
-    print(f"\nGAN training throughput, 1 thread, {STEPS} iterations a round, {ROUNDS} pairs; fp32 peak {peak:.1f} GFLOP/s")
+    print(f"\nGAN training throughput, 1 thread, {STEPS} iterations a round, {ROUNDS} pairs")
+    print(f"fp32 peak {peak:.1f} GFLOP/s (1 thread, measured in this session)")
     print(
         f"{'method':13s} {'preset':9s} {'it/s ref':>8s} {'it/s now':>8s} {'speed-up min/med/max':>21s} "
         f"{'GFLOP/it ref':>12s} {'now':>6s} {'%peak ref':>9s} {'now':>5s}"
@@ -148,6 +154,15 @@ def print_table(peak: float) -> None:
         )
 
 
+def as_before(method: GANMethod) -> GANMethod:
+    """``method`` with its generators' one-channel heads run as the plain conv they were before."""
+    for net in (method.generator, method.generator_ema):
+        for module in net.modules() if net is not None else ():
+            if isinstance(module, MapHead):
+                module.forward = functools.partial(nn.Conv2d.forward, module)
+    return method
+
+
 def build(name: str, preset: str) -> tuple[GANTrainer, ReferenceTrainer, list[Batch]]:
     """The committed and the reference trainer of one method at ``preset`` (same weights), and batches."""
     cfg = load_config(preset)
@@ -155,7 +170,7 @@ def build(name: str, preset: str) -> tuple[GANTrainer, ReferenceTrainer, list[Ba
     method = create_method(name, cfg)
     sampler = Sampler(RandomSplit(cfg.data.size), seed=0)
     batches = [method.draw(sampler, cfg.train.batch_size) for _ in range(N_BATCHES)]
-    return GANTrainer(method), ReferenceTrainer(copy.deepcopy(method)), batches
+    return GANTrainer(method), ReferenceTrainer(as_before(copy.deepcopy(method))), batches
 
 
 def run_round(trainer: GANTrainer, batches: list[Batch]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from methods.stargan.networks import StarGANTrunk
+from methods.stargan.networks import MapHead, StarGANTrunk
 
 
 class FixedPointGenerator(nn.Module):
@@ -17,7 +17,7 @@ class FixedPointGenerator(nn.Module):
     def __init__(self, width: int, n_res: int, n_domains: int = 2) -> None:
         super().__init__()
         self.trunk = StarGANTrunk(width, n_res, n_domains)
-        self.head = nn.Conv2d(width, 1, 7, 1, 3, bias=False)
+        self.head = MapHead(width, 7)
 
     def delta(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The residual Delta(x, t), unbounded, shape (B, 1, H, W)."""

@@ -79,13 +79,34 @@ class StarGANTrunk(nn.Module):
         return self.up(self.res(self.down(self.stem(with_domain(x, target, self.n_domains)))))
 
 
+class MapHead(nn.Conv2d):
+    """Bias-free k x k conv (stride 1, "same" padding) from ``channels`` feature maps to one image channel.
+
+    On the CPU it runs as a 1x1 conv to k*k channels whose maps are summed into place by ``fold``
+    (col2im): oneDNN runs a one-output-channel conv an order of magnitude below its usual rate, and
+    this pair of ops computes the same sums (in another order, so equal up to float rounding) in
+    about half the time, gradients included (issue 19, docs/decisions.md). Parameters and
+    initialization are nn.Conv2d's.
+    """
+
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__(channels, 1, kernel, 1, kernel // 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu":
+            return super().forward(x)
+        k = self.kernel_size[0]
+        taps = self.weight.permute(2, 3, 0, 1).reshape(k * k, self.in_channels, 1, 1).flip(0)
+        return F.fold(F.conv2d(x, taps).flatten(2), tuple(x.shape[-2:]), k, padding=k // 2)
+
+
 class StarGANGenerator(nn.Module):
     """G(x, t) = tanh(conv7x7(G')), in [-1, 1]."""
 
     def __init__(self, width: int, n_res: int, n_domains: int = 2) -> None:
         super().__init__()
         self.trunk = StarGANTrunk(width, n_res, n_domains)
-        self.head = nn.Conv2d(width, 1, 7, 1, 3, bias=False)
+        self.head = MapHead(width, 7)
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.head(self.trunk(x, target)))

@@ -7,13 +7,30 @@ import torch
 
 from bench.errors import ConfigError
 from bench.method import HEALTHY, PNEUMONIA
-from methods.stargan.networks import StarGANDiscriminator, StarGANGenerator, critic_depth
+from methods.stargan.networks import MapHead, StarGANDiscriminator, StarGANGenerator, critic_depth
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize("kernel, size", [(7, 16), (3, 9), (1, 5)])
+def test_map_head_is_the_conv_it_replaces(kernel, size):
+    torch.manual_seed(0)
+    head = MapHead(6, kernel)
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 1, kernel, 1, kernel // 2, bias=False)
+    assert torch.equal(head.weight, conv.weight) and head.state_dict().keys() == conv.state_dict().keys()
+    x = torch.randn(3, 6, size, size + 2, dtype=torch.float64, requires_grad=True)
+    head.double(), conv.double()
+    y, expected = head(x), conv(x)
+    assert y.shape == expected.shape == (3, 1, size, size + 2)
+    assert torch.allclose(y, expected, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(y)
+    (dx, dw), (ex, ew) = (torch.autograd.grad(out, (x, w), g) for out, w in [(y, head.weight), (expected, conv.weight)])
+    assert torch.allclose(dx, ex, rtol=1e-12, atol=1e-12) and torch.allclose(dw, ew, rtol=1e-12, atol=1e-12)
 
 
 def test_generator_output_shape_and_range(kit, gan_images):
