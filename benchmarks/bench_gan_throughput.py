@@ -6,9 +6,9 @@ Run explicitly (not part of the default test run)::
     OMP_WAIT_POLICY=PASSIVE python -m pytest benchmarks/bench_gan_throughput.py -k "pillet and quick"
 
 The reference is the training step as it was before the throughput work of issue 19 (the trainer
-of commit da32a2b, copied below as :class:`ReferenceTrainer`): plain for-loop Adam; in every
-generator step a fresh forward pass of the generator on the batch the critic step before it had
-already translated; the generator heads of StarGAN and Fixed-Point GAN run as a plain one-channel
+of commit da32a2b, copied below as :class:`ReferenceTrainer`): every generator step runs a fresh
+forward pass of the generator on the batch the critic step before it had already translated, and
+the generator heads of StarGAN and Fixed-Point GAN run as a plain one-channel
 conv (:func:`as_before`; now :class:`methods.stargan.networks.MapHead`). Both trainers start from
 the same weights and run the same batches of the preset (its recipe, its network, its batch size)
 on one thread, as training runs (``torch.set_num_threads(1)``). A round is ``STEPS`` iterations
