@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from bench.checkpoint import load_checkpoint
 from bench.config import to_dict
 from bench.errors import BenchError
 from bench.gan import CHECKPOINT_NAME, LOG_NAME, GANTrainer, Sampler, gradient_penalty
+from bench.gan.trainer import Reuse, pure
 from bench.method import TrainContext
 from bench.registry import create_method, list_methods
 
@@ -206,6 +208,62 @@ def test_bf16_autocast_step(name, smoke_cfg, smoke_data):
     assert all(torch.isfinite(v) for v in [*d_terms.values(), *g_terms.values()])
     assert all(p.dtype == torch.float32 for p in m.generator.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, m.generator.parameters()))
+
+
+def _counted_forwards(module: torch.nn.Module) -> list[int]:
+    calls = [0]
+
+    def hook(*_: object) -> None:
+        calls[0] += 1
+
+    module.register_forward_hook(hook)
+    return calls
+
+
+@pytest.mark.parametrize("recipe", ["paper", "fast"])
+@pytest.mark.parametrize("name", ["stargan", "fixedpoint", "pillet"])
+def test_generator_step_reuses_the_critic_steps_outputs_bit_for_bit(name, recipe, smoke_cfg, smoke_data):
+    smoke_cfg.train.recipe = recipe
+    smoke_cfg.method[name] = {"n_critic": 2}
+    m = create_method(name, smoke_cfg)
+    kept = GANTrainer(m)
+    fresh = GANTrainer(copy.deepcopy(m))
+    fresh.reuse = None  # every generator step recomputes its forward passes, as before the reuse
+    calls_kept, calls_fresh = _counted_forwards(kept.method.generator), _counted_forwards(fresh.method.generator)
+    sampler = Sampler(smoke_data.train, seed=0)
+    for _ in range(6):
+        batch = m.draw(sampler, 2)
+        kept.step(batch)
+        fresh.step(batch)
+    assert kept.reuse is not None and kept.g_steps == fresh.g_steps == (3 if recipe == "paper" else 6)
+    assert calls_fresh[0] - calls_kept[0] == kept.g_steps  # one generator forward pass saved per generator step
+    _assert_same_tensors(kept.method.state_dict(), fresh.method.state_dict())
+    _assert_same_tensors(kept.state_dict(), fresh.state_dict())
+
+
+def test_reuse_only_for_pure_generators_and_the_same_inputs():
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Tanh())
+    assert pure(net)
+    assert not pure(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2)))  # running statistics
+    assert not pure(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Dropout(0.5)))  # draws random numbers
+    calls = _counted_forwards(net)
+    x, same_values = torch.randn(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    same_values.copy_(x)
+    reuse = Reuse()
+    with torch.no_grad():
+        detached = reuse.recording(net)(x)
+    assert not detached.requires_grad and calls[0] == 1
+    replay = reuse.replaying(net)
+    other = replay(same_values)  # equal values, another tensor: computed afresh
+    first = replay(x)  # the kept output, with its graph
+    again = replay(x)  # kept outputs are taken once
+    assert calls[0] == 3 and first.requires_grad and torch.equal(first, detached) and torch.equal(other, first)
+    assert again is not first and not reuse.kept
+
+
+def test_impure_generator_trains_without_reuse(smoke_cfg):
+    trainer = GANTrainer(create_method("vagan", smoke_cfg))  # its U-Net has BatchNorm
+    assert trainer.reuse is None
 
 
 def _ctx(data, out: Path, resume: bool = False) -> TrainContext:

@@ -47,6 +47,50 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def pure(module: nn.Module) -> bool:
+    """Whether ``module``'s forward is a function of its weights and inputs alone: no buffers to update
+    (BatchNorm's running statistics) and no dropout drawing random numbers."""
+    has_dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in module.modules())
+    return not has_dropout and next(module.buffers(), None) is None
+
+
+class Reuse:
+    """Generator outputs of the critic step before a generator step, kept with their graphs.
+
+    The critic step does not change the generator's weights, so the generator step's forward pass
+    on the same input tensors would recompute these outputs bit for bit; it takes them instead
+    (each once). Only for a :func:`pure` generator called directly (not through DDP).
+    """
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[tuple[Any, ...], torch.Tensor]] = []
+
+    def recording(self, net: Network) -> Network:
+        """``net``, its tensor outputs computed with gradients, kept, and returned detached."""
+
+        def call(*args: Any) -> Any:
+            with torch.enable_grad():
+                out = net(*args)
+            if not isinstance(out, torch.Tensor) or not out.requires_grad:
+                return out
+            self.kept.append((args, out))
+            return out.detach()
+
+        return call
+
+    def replaying(self, net: Network) -> Network:
+        """``net``, answering a call on the very input tensors of a kept output with that output."""
+
+        def call(*args: Any) -> Any:
+            for i, (kept_args, out) in enumerate(self.kept):
+                if len(kept_args) == len(args) and all(a is b for a, b in zip(kept_args, args)):
+                    del self.kept[i]
+                    return out
+            return net(*args)
+
+        return call
+
+
 def _wrap(module: nn.Module, dist_info: DistInfo, device: torch.device) -> Network:
     """``module`` itself, or its DistributedDataParallel wrapper in a multi-process run."""
     if not dist_info.distributed:
@@ -78,6 +122,7 @@ class GANTrainer:
         self.g_steps = 0
         self.cycle = 0  # critic steps taken since the last generator step
         self.seconds = 0.0  # training wall-clock so far, learning-curve evaluations excluded
+        self.reuse = Reuse() if self.G is method.generator and pure(method.generator) else None
 
     def critic_steps(self) -> int:
         """Critic steps before the next generator step: the recipe's, else the method's schedule."""
@@ -102,11 +147,16 @@ class GANTrainer:
         """bf16 autocast for forward passes when enabled."""
         return torch.autocast(self.method.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def d_step(self, batch: Batch) -> Terms:
-        """One critic update; returns the detached weighted terms."""
+    def d_step(self, batch: Batch, before_g_step: bool = False) -> Terms:
+        """One critic update; returns the detached weighted terms. Before a generator step on the same
+        batch the generator's outputs are kept for it (see :class:`Reuse`)."""
         self.opt_d.zero_grad(set_to_none=True)
+        G: Network = self.method.generator
+        if self.reuse is not None:
+            self.reuse.kept.clear()
+            G = self.reuse.recording(G) if before_g_step else G
         with self.autocast():
-            terms = self.method.d_loss(batch, self.method.generator, self.D)
+            terms = self.method.d_loss(batch, G, self.D)
         total(terms).backward()
         self.opt_d.step()
         return {k: v.detach() for k, v in terms.items()}
@@ -114,19 +164,23 @@ class GANTrainer:
     def g_step(self, batch: Batch) -> Terms:
         """One generator update (critic frozen); returns the detached weighted terms."""
         self.opt_g.zero_grad(set_to_none=True)
+        G = self.G if self.reuse is None else self.reuse.replaying(self.G)
         with frozen(self.method.critic):
             with self.autocast():
-                terms = self.method.g_loss(batch, self.G, self.method.critic)
+                terms = self.method.g_loss(batch, G, self.method.critic)
             total(terms).backward()
+        if self.reuse is not None:
+            self.reuse.kept.clear()
         self.opt_g.step()
         return {k: v.detach() for k, v in terms.items()}
 
     def step(self, batch: Batch) -> tuple[Terms, Terms | None]:
         """One iteration: a critic step, then a generator step when the cycle is complete."""
-        d_terms = self.d_step(batch)
+        g_due = self.cycle + 1 >= self.critic_steps()
+        d_terms = self.d_step(batch, before_g_step=g_due)
         g_terms = None
         self.cycle += 1
-        if self.cycle >= self.critic_steps():
+        if g_due:
             g_terms = self.g_step(batch)
             self.update_ema()
             self.g_steps += 1
