@@ -355,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args = build_parser().parse_args(argv)
             except SystemExit as done:  # --help (0) or a usage error (2), already printed
                 sys.stdout.flush()
-                return done.code if isinstance(done.code, int) else exits.USAGE
+                return exits.OK if done.code is None else done.code if isinstance(done.code, int) else exits.USAGE
             with progress.use_mode(_progress_mode(args)):
                 code = args.func(args)
             sys.stdout.flush()  # here, not at exit: a reader that has gone is handled below
