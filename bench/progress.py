@@ -100,11 +100,14 @@ class _Stderr:
         return sys.stderr.fileno()
 
 
+_STDERR = _Stderr()  # one object, so that tqdm.write clears and redraws the bars written to it
+
+
 def note(line: str) -> None:
     """One line about the run (a stage starting or ending); silent in ``none`` mode."""
     mode = current()
     if mode == "bar":
-        tqdm.write(line, file=_Stderr())
+        tqdm.write(line, file=_STDERR)
     elif mode == "plain":
         _write(line + "\n")
 
@@ -126,9 +129,7 @@ def bar(
     if mode == "plain":
         return PlainBar(iterable, total=total, desc=desc, unit=unit, initial=initial)
     if mode == "bar":
-        return tqdm(
-            iterable, total=total, desc=desc or None, unit=unit, initial=initial, file=_Stderr(), **tqdm_options
-        )
+        return tqdm(iterable, total=total, desc=desc or None, unit=unit, initial=initial, file=_STDERR, **tqdm_options)
     return tqdm(iterable, total=total, initial=initial, disable=True)
 
 

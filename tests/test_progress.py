@@ -213,3 +213,12 @@ def test_plain_stage_closed_in_a_finally_block_by_an_interrupt_says_stopped() ->
     finally:
         bar.close()
     assert lines[-1].startswith("stargan: done, 12/12 it in")
+
+
+def test_bar_mode_note_clears_the_bar_then_redraws_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with progress.use_mode("bar"):
+        with progress.bar(total=10, desc="stargan") as bar:
+            bar.update(3)
+            progress.note("== evaluate stargan")
+    err = capsys.readouterr().err
+    assert re.search(r"\r +\r== evaluate stargan\n\rstargan: +30%", err), repr(err)
