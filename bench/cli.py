@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
+from bench import exits, progress
 from bench.cli_records import add_record_commands
 from bench.config import Config, load_config
 from bench.errors import BenchError
@@ -206,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     failed = [n for n, m in result.record["methods"].items() if m["status"] != "ok"]
     for name in failed:
         print(f"error: method {name} failed: {result.record['methods'][name]['error']}", file=sys.stderr)
-    return 0 if result.ok else 1
+    return exits.OK if result.ok else exits.METHOD_FAILED
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -238,8 +241,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of all commands."""
-    parser = argparse.ArgumentParser(
-        prog="python -m bench", description="lesionbench: lesion localization benchmark for chest X-rays"
+    parser = _Parser(
+        prog="python -m bench",
+        description="lesionbench: lesion localization benchmark for chest X-rays",
+        epilog=exits.epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -343,20 +349,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_score)
 
     add_record_commands(sub)
+    _add_output_flags(parser)
     return parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (exit status 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: <command>: <message>`` and exit with :data:`bench.exits.USAGE`."""
+        exits.say(f"error: {self.prog}: {message} (see {self.prog} --help)")
+        sys.exit(exits.USAGE)
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """``--progress`` and ``--quiet`` on every command under ``parser`` (its leaf sub-commands)."""
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if commands:
+        for child in {id(p): p for p in commands[0].choices.values()}.values():
+            _add_output_flags(child)
+        return
+    group = parser.add_argument_group("progress output (stderr)")
+    group.add_argument(
+        "--progress",
+        choices=progress.MODES,
+        default="auto",
+        help="bar: redrawn tqdm bars; plain: whole lines (stage start/end, every 10%% or 30 s, rate, ETA); "
+        "none: silent; auto (default): bar on a terminal, plain otherwise",
+    )
+    group.add_argument("--quiet", action="store_true", help="no progress output (same as --progress none)")
+
+
+def _progress_mode(args: argparse.Namespace) -> str:
+    return "none" if getattr(args, "quiet", False) else getattr(args, "progress", "auto")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run a command, turning user errors into one line and a non-zero exit."""
-    args = build_parser().parse_args(argv)
+    """Entry point: run a command and return its exit status (:mod:`bench.exits`): user errors as one
+    line, and no traceback when interrupted or when the reader of stdout has gone."""
     try:
-        return args.func(args)
+        with exits.sigterm_as_interrupt():
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit as done:  # --help (0) or a usage error (2), already printed
+                sys.stdout.flush()
+                return exits.OK if done.code is None else done.code if isinstance(done.code, int) else exits.USAGE
+            with progress.use_mode(_progress_mode(args)):
+                code = args.func(args)
+            sys.stdout.flush()  # here, not at exit: a reader that has gone is handled below
+            return code
     except BenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        exits.say(f"error: {err}")
+        return exits.USAGE
+    except exits.Terminated:
+        exits.say("terminated")
+        return exits.TERMINATED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        exits.say("interrupted")
+        return exits.INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): nothing more to say to anyone
+        return exits.reader_gone()
+    except Exception:  # noqa: BLE001 (anything else: keep the traceback, give it its own status)
+        exits.say(traceback.format_exc().rstrip())
+        exits.say("error: unexpected error (traceback above); please report it")
+        return exits.UNEXPECTED
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from bench import metrics
 from bench.config import EvalConfig
@@ -23,6 +22,7 @@ from bench.data.dataset import RSNADataset
 from bench.domains import HEALTHY, PNEUMONIA
 from bench.figure import Figure
 from bench.method import Method
+from bench.progress import bar
 
 GROUPS = {"p2h": "P→H", "h2h": "H→H", "all2h": "P+H→H"}
 
@@ -73,9 +73,7 @@ def collect_outputs(
     tolerances = (0, *cfg.tolerances)
     change = {t: np.zeros(n) for t in tolerances} if method.translates else {}
     p_trans = np.zeros(n) if method.translates and judge is not None else None
-    for start in tqdm(
-        range(0, n, cfg.batch_size), desc=f"evaluating {method.name}", unit="batch", disable=not progress
-    ):
+    for start in bar(range(0, n, cfg.batch_size), desc=f"evaluating {method.name}", unit="batch", enabled=progress):
         idx = np.arange(start, min(n, start + cfg.batch_size))
         batch = ds.batch(idx)
         x = batch["image"].to(method.device)

@@ -42,7 +42,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench import parallel, preflight, records, rundir
+from bench import exits, parallel, preflight, records, rundir
 from bench.atomic import atomic_write_json
 from bench.config import Config, from_dict, to_dict
 from bench.distributed import env_info
@@ -562,7 +562,7 @@ def _report_queued(jobs: dict[str, Any], folder: rundir.RunFolder) -> int:
 def _report_local(run_dir: str | None, folder: rundir.RunFolder) -> int:
     if run_dir is None:
         print(f"job scripts and logs: {folder.tmp / JOBS}; run the same command again to resume", file=sys.stderr)
-        return 1
+        return exits.METHOD_FAILED
     record = records.read_record(Path(run_dir) / records.RECORD_FILE)
     failed = {n: m["error"] for n, m in record["methods"].items() if m["status"] != "ok"}
     for name, error in failed.items():
@@ -570,7 +570,7 @@ def _report_local(run_dir: str | None, folder: rundir.RunFolder) -> int:
     if failed:
         print("run the same command again to train what failed; finished models are reused", file=sys.stderr)
     print(f"report: {Path(run_dir) / 'report.md'}")
-    return 1 if failed else 0
+    return exits.METHOD_FAILED if failed else exits.OK
 
 
 # ---------------------------------------------------------------- command line

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from bench.config import Config, from_dict, to_dict
 from bench.errors import BenchError, first_line
+from bench.progress import bar as progress_bar
+from bench.progress import current as progress_mode
+from bench.progress import set_mode as set_progress_mode
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,11 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(threads: int, rows: Any, parent: int) -> None:
+def _init_worker(threads: int, rows: Any, parent: int, mode: str) -> None:
     global _ROW
     die_with_parent(parent)
     torch.set_num_threads(threads)
+    set_progress_mode(mode)  # the parent's concrete mode: its stderr, not the worker's, decided it
     _ROW = rows.get()
 
 
@@ -171,20 +174,41 @@ def train_concurrently(
     results: dict[tuple[str, int], Trained] = {}
     with worker_env(layout.threads):
         with ProcessPoolExecutor(
-            layout.jobs, mp_context=context, initializer=_init_worker, initargs=(layout.threads, rows, os.getpid())
+            layout.jobs,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(layout.threads, rows, os.getpid(), progress_mode()),
         ) as pool:
-            futures = {
-                pool.submit(_train_one, name, to_dict(cfg), progress): (name, cfg.train.seed) for name, cfg in tasks
-            }
-            with tqdm(
-                total=len(futures), desc="methods trained", unit="method", disable=not progress, position=0
-            ) as bar:
-                for future in as_completed(futures):
-                    try:
-                        results[futures[future]] = future.result()
-                    except BrokenProcessPool:  # a worker was killed from outside (a signal, out of memory)
-                        results[futures[future]] = Trained(0.0, KILLED)
-                    except Exception as exc:  # noqa: BLE001 (reported to the run, which records the method as failed)
-                        results[futures[future]] = Trained(0.0, _error_line(exc))
-                    bar.update(1)
+            try:
+                _collect(pool, tasks, results, progress)
+            except BaseException:  # interrupted (SIGINT, SIGTERM): stop the workers instead of waiting for them
+                stop_workers(pool)
+                raise
     return results
+
+
+def _collect(
+    pool: ProcessPoolExecutor,
+    tasks: list[tuple[str, Config]],
+    results: dict[tuple[str, int], Trained],
+    progress: bool,
+) -> None:
+    """Submit every task and gather what each worker reports into ``results`` as they finish."""
+    futures = {pool.submit(_train_one, name, to_dict(cfg), progress): (name, cfg.train.seed) for name, cfg in tasks}
+    with progress_bar(total=len(futures), desc="methods trained", unit="method", enabled=progress, position=0) as bar:
+        for future in as_completed(futures):
+            try:
+                results[futures[future]] = future.result()
+            except BrokenProcessPool:  # a worker was killed from outside (a signal, out of memory)
+                results[futures[future]] = Trained(0.0, KILLED)
+            except Exception as exc:  # noqa: BLE001 (reported to the run, which records the method as failed)
+                results[futures[future]] = Trained(0.0, _error_line(exc))
+            bar.update(1)
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the tasks not started and end the worker processes now. A worker's checkpoints are written
+    atomically, so the next run resumes each method from its last one."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    for child in multiprocessing.active_children():
+        child.terminate()

@@ -8,15 +8,12 @@ so ``results/runs`` never holds a half-written run. A method that fails is recor
 from __future__ import annotations
 
 import copy
-import sys
 import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-from tqdm import tqdm
 
 from bench import parallel, preflight, records, rundir, verdict
 from bench.atomic import atomic_write_text
@@ -25,6 +22,7 @@ from bench.data import PreparedData, open_data
 from bench.errors import BenchError, first_line
 from bench.evaluate import evaluate, pick_examples, untranslated_accuracy
 from bench.figure import Example, RocCurve
+from bench.progress import note
 from bench.records.build import MethodRun, add_verdict, build_record, per_image_frame
 from bench.registry import get_method_class, list_methods
 from bench.report import title, write_report
@@ -120,11 +118,14 @@ class _Timer:
 
     def __enter__(self) -> None:
         if self.watch.announce:
-            tqdm.write(f"== {self.name}", file=sys.stderr)
+            note(f"== {self.name}")
         self.t0 = time.perf_counter()
 
-    def __exit__(self, *exc: object) -> None:
-        self.watch.times[self.name] = round(self.watch.times.get(self.name, 0.0) + time.perf_counter() - self.t0, 3)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        seconds = time.perf_counter() - self.t0
+        self.watch.times[self.name] = round(self.watch.times.get(self.name, 0.0) + seconds, 3)
+        if self.watch.announce:
+            note(f"== {self.name}: {'stopped after' if exc_type is not None else 'done in'} {seconds:.1f} s")
 
 
 def _seed_config(cfg: Config, seed: int) -> Config:

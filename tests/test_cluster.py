@@ -100,7 +100,7 @@ def test_local_launch_reports_a_failed_job_resumes_and_equals_the_in_process_run
     foreign = _plant_foreign_checkpoint(cfg)
     launch = _argv(cfg, runs, "--launcher", "submitit", "--cluster", "local")
 
-    assert main(launch) == 1
+    assert main(launch) == 3  # a method failed (bench.exits.METHOD_FAILED)
     run_dir, record = _record(runs)
     err = capsys.readouterr().err
     stargan, pillet = record["methods"]["stargan"], record["methods"]["pillet"]

@@ -13,7 +13,7 @@ import torch
 
 import bench.classifier
 import bench.registry as registry
-from bench import Method, register_method
+from bench import Method, exits, register_method
 from bench.cli import main
 from bench.config import Config
 from bench.errors import BenchError
@@ -174,7 +174,7 @@ def test_cli_run_exit_codes(smoke_cfg: Config, tmp_path: Path, test_methods, cap
         "train.device=cpu",
     ]
     assert main(args + ["--methods", "t_identity"]) == 0
-    assert main(args + ["--methods", "t_identity,t_broken"]) == 1
+    assert main(args + ["--methods", "t_identity,t_broken"]) == exits.METHOD_FAILED
     assert "t_broken failed" in capsys.readouterr().err
     assert main(args + ["--methods", "nope"]) == 2
 

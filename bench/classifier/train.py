@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.classifier.model import (
@@ -46,6 +45,7 @@ from bench.data.dataset import RSNADataset
 from bench.domains import DOMAIN_CODES, PNEUMONIA
 from bench.errors import BenchError
 from bench.identity import artifact_identity
+from bench.progress import bar as progress_bar
 
 CHECKPOINT_KIND = "lesionbench.classifier.train"
 MAX_ROTATE_DEG = 5.0
@@ -232,7 +232,7 @@ def train_classifier(
         trainer.restore(load_checkpoint(checkpoint, map_location=device), checkpoint)
     start, t0 = trainer.state.step, time.perf_counter()
     total = cfg.classifier.iterations
-    with tqdm(total=total, initial=start, desc="classifier", unit="it", disable=not progress) as bar:
+    with progress_bar(total=total, initial=start, desc="classifier", unit="it", enabled=progress) as bar:
         while not trainer.state.done:
             loss = trainer.step()
             trainer.losses.append(loss)

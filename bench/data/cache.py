@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from bench.data.dicom import read_dicom, resize_area, resize_area_float
 from bench.data.rsna import LIFT_SCALE, MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
 from bench.domains import EXCLUDED
 from bench.errors import DataError
 from bench.preflight import cache_bytes, check_disk_space, check_writable_dir
+from bench.progress import bar
 
 CACHE_VERSION = 3  # 3: lesion-free twins (twins.npy) and masks from the lesion lift
 
@@ -205,7 +205,7 @@ def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progre
         kept: list[Patient] = []
         boxes = np.zeros((n, MAX_BOXES, 4), np.float32)
         problems: list[Problem] = []
-        for pat in tqdm(present, desc=f"decoding DICOMs to {size}px cache", unit="img", disable=not progress):
+        for pat in bar(present, desc=f"decoding DICOMs to {size}px cache", unit="img", enabled=progress):
             try:
                 img, bx, mask, twin = _decode_one(labels, pat, size)
             except DataError as err:

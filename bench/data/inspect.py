@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from bench.atomic import atomic_write_figure
 from bench.config import DataConfig
@@ -15,6 +14,7 @@ from bench.data.dicom import read_header
 from bench.data.rsna import CLASSES, Labels, read_labels, split_patients, unlabelled_images
 from bench.domains import PNEUMONIA
 from bench.errors import DataError
+from bench.progress import bar
 
 
 def image_status(labels: Labels, progress: bool = True, usable: set[str] | None = None) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def image_status(labels: Labels, progress: bool = True, usable: set[str] | None 
     the readable ones are added to ``usable`` when given."""
     found = missing = 0
     unreadable: list[str] = []
-    for pat in tqdm(labels.patients, desc="checking images", unit="img", disable=not progress):
+    for pat in bar(labels.patients, desc="checking images", unit="img", enabled=progress):
         path = labels.layout.images / f"{pat.patient_id}.dcm"
         if not path.is_file():
             missing += 1

@@ -63,7 +63,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid
 from scipy import ndimage
-from tqdm import tqdm
 
 from bench.data import rsna_stats
 from bench.data.rsna import LIFT_DIR, LIFT_SCALE
@@ -79,6 +78,7 @@ from bench.domains import (
     NOT_NORMAL,
 )
 from bench.errors import BenchError
+from bench.progress import bar
 
 GENERATOR_NAME = "lesionbench-synth"
 GENERATOR_VERSION = 2  # 2: lesion lifts (lesion-free twins) in synthetic_lesion_lift/
@@ -930,7 +930,7 @@ def generate(
         (tmp / MASK_DIR).mkdir()
         (tmp / LIFT_DIR).mkdir()
         cases: list[tuple[str, str, list[Box]]] = []
-        for label, index in tqdm(jobs, desc="synthetic radiographs", disable=not progress, unit="img"):
+        for label, index in bar(jobs, desc="synthetic radiographs", unit="img", enabled=progress):
             case = make_case(cfg.seed, label, index, cfg.size)
             write_dicom(tmp / IMAGE_DIR / f"{case.patient_id}.dcm", case.image, case.patient_id, cfg.jpeg_quality)
             _write_mask(tmp / MASK_DIR / f"{case.patient_id}.png", case.mask)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from tqdm import tqdm
 
+from bench import progress
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 from bench.gan.losses import Terms, total
@@ -114,14 +114,14 @@ class TrainLog:
         self.start = start
         self.images_per_iteration = images_per_iteration
         self.t0 = time.perf_counter()
-        self.bar = tqdm(
+        self.bar = progress.bar(
             total=end,
             initial=start,
-            desc=label or None,
+            desc=label,
+            unit="it",
+            enabled=show and main,
             position=row,
             leave=row == 0,
-            disable=not (show and main),
-            unit="it",
             dynamic_ncols=True,
         )
         self.last_g: Terms | None = None

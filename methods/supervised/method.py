@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from bench import progress
 from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.config import Config
 from bench.data.dataset import RSNADataset
@@ -124,12 +124,12 @@ class SupervisedCeiling(Method):
         start = self._resume(path, identity, net, opt) if ctx.resume and path.is_file() else 0
         self.losses = []
         net.train()
-        bar = tqdm(
+        bar = progress.bar(
             total=p.iterations,
             initial=start,
             desc=self.name,
             unit="it",
-            disable=not ctx.progress,
+            enabled=ctx.progress,
             position=ctx.progress_row,
             leave=ctx.progress_row == 0,
         )
