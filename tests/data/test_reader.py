@@ -274,7 +274,10 @@ def test_interrupted_build_leaves_no_cache(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(cache_mod, "read_dicom", flaky)
     with pytest.raises(KeyboardInterrupt):
         prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
-    assert list((tmp_path / "c").iterdir()) == []
+    # only the hidden build folder (resumed by the next build) and its lock: no cache to mistake
+    names = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert len(names) == 2 and names[0].endswith("-32px.lock") and names[1].endswith("-32px.partial")
+    assert not list((tmp_path / "c").glob("*/index.json"))
 
 
 def test_dataset_samples(tmp_path: Path) -> None:
