@@ -166,3 +166,17 @@ def test_decoding_workers_do_not_import_torch() -> None:
     code = "import sys, bench.data.build; sys.exit('torch' in sys.modules)"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     assert subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT).returncode == 0
+
+
+def test_datasets_read_the_memory_map_batch_by_batch(root: Path, tmp_path: Path) -> None:
+    """A run reads images through RSNADataset.batch: the splits keep the memory map, a batch copies its rows only."""
+    from bench.data.dataset import RSNADataset
+
+    cache = prepare_cache(read_labels(root), SIZE, progress=False, root=tmp_path, workers=1)
+    ds = RSNADataset(cache, np.arange(1, len(cache.patient_ids), 2))
+    assert isinstance(cache.images, np.memmap) and Path(cache.images.filename) == cache.path / "images.npy"
+    assert isinstance(ds.cache.images, np.memmap) and not hasattr(ds, "images")
+    batch = ds.batch([0, 3])
+    expected = np.stack([cache.images[1], cache.images[7]]).astype(np.float32) / 127.5 - 1
+    assert batch["image"].shape == (2, 1, SIZE, SIZE) and np.allclose(batch["image"][:, 0].numpy(), expected)
+    assert not isinstance(ds.images_u8([0, 3]), np.memmap)  # a copy of two rows, not a view of the file
