@@ -22,6 +22,7 @@ import shutil
 import signal
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from tqdm import tqdm
 
 from bench.data.cache import CACHE_VERSION, content_hash, decode_one, selected
 from bench.data.rsna import MAX_BOXES, Labels, Layout, Patient, Problem
-from bench.errors import DataError
+from bench.errors import BenchError, DataError
 
 CHUNK = 64  # images per chunk: the unit of work, of progress and of resumption
 HASH_ROWS = 256  # rows read at a time when hashing or compacting
@@ -95,14 +96,31 @@ def _results(jobs: list[Job], workers: int) -> Iterator[dict[str, Any]]:
             yield decode_chunk(job)
         return
     context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])  # not the default __main__: a script is not re-run in the server
     with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_ignore_sigint) as pool:
         futures = [pool.submit(decode_chunk, job) for job in jobs]
         try:
             for future in as_completed(futures):
                 yield future.result()
+        except BrokenProcessPool:
+            raise BenchError(
+                "a decoding process stopped abruptly (killed, out of memory, or a script calling open_data or "
+                "prepare_cache without an `if __name__ == '__main__':` guard); finished chunks are kept: run again "
+                "to resume, or use --workers 1"
+            ) from None
         finally:
             for future in futures:
                 future.cancel()
+
+
+def check_not_bootstrapping() -> None:
+    """Refuse to build inside a worker that is re-running its parent's script (spawn and forkserver
+    re-import an unguarded ``__main__``): it would wait forever on the lock its parent holds."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise BenchError(
+            "a cache build was started while a child process re-ran its parent's script: guard the script's top "
+            "level with `if __name__ == '__main__':` (decoding runs in worker processes)"
+        )
 
 
 @contextmanager
@@ -156,6 +174,7 @@ def build(
     missing = [p.patient_id for p, f in zip(pats, found) if not f]
     if strict and missing:
         raise DataError(lay.images / f"{missing[0]}.dcm", f"image file is missing ({len(missing)} missing in all)")
+    check_not_bootstrapping()
     arrays = ("images",) + (("masks",) if lay.masks else ()) + (("twins",) if lay.lifts else ())
     partial = dest.parent / f".{dest.name}.partial"
     with _locked(dest.parent / f".{dest.name}.lock"):

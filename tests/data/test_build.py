@@ -180,3 +180,29 @@ def test_datasets_read_the_memory_map_batch_by_batch(root: Path, tmp_path: Path)
     expected = np.stack([cache.images[1], cache.images[7]]).astype(np.float32) / 127.5 - 1
     assert batch["image"].shape == (2, 1, SIZE, SIZE) and np.allclose(batch["image"][:, 0].numpy(), expected)
     assert not isinstance(ds.images_u8([0, 3]), np.memmap)  # a copy of two rows, not a view of the file
+
+
+def test_an_unguarded_script_fails_clearly_instead_of_hanging(root: Path, tmp_path: Path) -> None:
+    """Worker processes re-run a script without a __main__ guard; its build must not wait on its parent's lock."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from pathlib import Path\nfrom bench.data.cache import prepare_cache\n"
+        "from bench.data.rsna import read_labels\n"
+        f"prepare_cache(read_labels({str(root)!r}), {SIZE}, progress=False, root=Path({str(tmp_path / 'c')!r}), "
+        "workers=2, chunk=4)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode != 0
+    assert "without an `if __name__ == '__main__':` guard" in out.stderr.strip().splitlines()[-1]
+    guarded = script.read_text().replace(
+        "prepare_cache(read_labels", "if __name__ == '__main__':\n    prepare_cache(read_labels"
+    )
+    script.write_text(guarded)
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(list((tmp_path / "c").glob("*/index.json"))) == 1
