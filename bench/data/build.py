@@ -20,6 +20,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -84,9 +86,20 @@ def decode_chunk(job: Job) -> dict[str, Any]:
     return {"chunk": job.chunk, "kept": kept, "boxes": boxes, "problems": problems}
 
 
-def _ignore_sigint() -> None:
-    """Workers leave Ctrl-C to the main process, which stops the build cleanly."""
+def _start_worker(main_pid: int) -> None:
+    """Workers leave Ctrl-C to the main process, which stops the build cleanly, and exit as soon
+    as the main process is gone (killed), instead of waiting forever on a queue nobody feeds."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(main_pid,), daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        time.sleep(0.5)
 
 
 def _results(jobs: list[Job], workers: int) -> Iterator[dict[str, Any]]:
@@ -97,7 +110,10 @@ def _results(jobs: list[Job], workers: int) -> Iterator[dict[str, Any]]:
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])  # not the default __main__: a script is not re-run in the server
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_ignore_sigint) as pool:
+    pool = ProcessPoolExecutor(
+        min(workers, len(jobs)), mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    )
+    with pool:
         futures = [pool.submit(decode_chunk, job) for job in jobs]
         try:
             for future in as_completed(futures):

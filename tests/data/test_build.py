@@ -206,3 +206,25 @@ def test_an_unguarded_script_fails_clearly_instead_of_hanging(root: Path, tmp_pa
     )
     assert out.returncode == 0, out.stderr
     assert len(list((tmp_path / "c").glob("*/index.json"))) == 1
+
+
+def _worker_then_wait(main_pid: int) -> None:
+    from bench.data.build import _start_worker
+
+    _start_worker(main_pid)
+    time.sleep(120)
+
+
+def test_workers_exit_when_the_main_process_is_killed() -> None:
+    """Killed with SIGKILL, the main process cannot stop its pool: each worker watches it and exits."""
+    import multiprocessing
+
+    main = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    worker = multiprocessing.get_context("forkserver").Process(target=_worker_then_wait, args=(main.pid,))
+    worker.start()
+    time.sleep(1)
+    assert worker.is_alive()
+    main.kill()
+    main.wait()
+    worker.join(timeout=30)
+    assert worker.exitcode == 1
