@@ -203,7 +203,8 @@ def build(
             for c, start in enumerate(range(0, len(present), chunk))
             if c not in done
         ]
-        desc = f"decoding DICOMs to {size}px cache ({min(max(workers, 1), max(len(jobs), 1))} workers)"
+        used = min(max(workers, 1), max(len(jobs), 1))
+        desc = f"decoding DICOMs to {size}px cache ({used} worker{'s' if used > 1 else ''})"
         with tqdm(total=len(present), initial=resumed, desc=desc, unit="img", disable=not progress) as bar:
             for result in _results(jobs, workers):
                 if strict and result["problems"]:
