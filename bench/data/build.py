@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,14 +205,22 @@ def build(
         ]
         used = min(max(workers, 1), max(len(jobs), 1))
         desc = f"decoding DICOMs to {size}px cache ({used} worker{'s' if used > 1 else ''})"
-        with tqdm(total=len(present), initial=resumed, desc=desc, unit="img", disable=not progress) as bar:
-            for result in _results(jobs, workers):
+        # closing(): an error here stops the pool now (pending chunks cancelled), not when the traceback is freed
+        with (
+            tqdm(total=len(present), initial=resumed, desc=desc, unit="img", disable=not progress) as bar,
+            closing(_results(jobs, workers)) as results,
+        ):
+            for result in results:
                 if strict and result["problems"]:
-                    shutil.rmtree(partial, ignore_errors=True)
-                    raise DataError(*result["problems"][0])
+                    break
                 _write_json(partial / "chunks" / f"{result['chunk']:06d}.json", result)
                 done[result["chunk"]] = result
                 bar.update(len(result["kept"]))
+            else:
+                result = None
+        if result is not None:  # strict: the first bad image stops the build (the pool has stopped)
+            shutil.rmtree(partial, ignore_errors=True)
+            raise DataError(*result["problems"][0])
         _publish(partial, dest, [done[c] for c in sorted(done)], present, missing, key, size, arrays)
     return resumed
 
