@@ -100,11 +100,15 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
     from bench.data.inspect import print_unlabelled
     from bench.data.rsna import unlabelled_images
 
+    if args.workers is not None and args.workers < 1:
+        raise BenchError(f"--workers {args.workers}: the number of decoding processes must be at least 1")
     cfg = resolve_config(args)
     t0 = time.perf_counter()
-    data = open_data(cfg.data, progress=True)
+    data = open_data(cfg.data, progress=True, workers=args.workers)
     c = data.cache
     state = "reused" if c.reused else f"built in {time.perf_counter() - t0:.1f} s"
+    if c.resumed:
+        state += f", resuming an interrupted build: {c.resumed:,} images were already decoded"
     print(
         f"cache {c.path} ({state}): {len(c.patient_ids):,} images at {c.size}px, "
         f"{len(c.missing):,} missing, {len(data.problems):,} skipped; "
@@ -268,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("prepare", help="decode images into the memory-mapped cache")
     _add_data_args(p)
     p.add_argument("--size", type=int, required=True, metavar="PX", help="working resolution")
+    p.add_argument(
+        "--workers", type=int, metavar="N", help="decoding processes (default: one per core); same cache for any N"
+    )
     p.set_defaults(func=cmd_data_prepare)
 
     p = data.add_parser("prior", help="labels-only location prior: what an image-blind map scores (CSVs only)")

@@ -58,6 +58,7 @@ def test_list_json(capsys: pytest.CaptureFixture) -> None:
     "argv,message",
     [
         (["data", "info", "--data", "/nonexistent/rsna"], "/nonexistent/rsna: data folder does not exist"),
+        (["data", "prepare", "--size", "32", "--workers", "0"], "--workers 0: the number of decoding processes"),
         (["train", "--method", "nope", "--preset", "smoke"], "unknown method 'nope'"),
         (["train", "--method", "pillet", "--preset", "tiny"], "unknown preset 'tiny'"),
         (["train", "--method", "pillet", "--set", "train.iters=3"], "unknown config key 'train.iters'"),

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.config import DataConfig
 from bench.data.cache import Cache, lesionbench_home, prepare_cache
-from bench.data.dataset import RSNADataset
 from bench.data.rsna import Labels, Problem, read_labels, split_patients
 from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
 
+if TYPE_CHECKING:
+    from bench.data.dataset import RSNADataset
+
 __all__ = ["PreparedData", "RSNADataset", "default_data_root", "open_data", "read_labels"]
+
+
+def __getattr__(name: str) -> Any:
+    """``RSNADataset`` is imported on first use: it needs torch, the decoding workers do not."""
+    if name != "RSNADataset":
+        raise AttributeError(f"module 'bench.data' has no attribute {name!r}")
+    from bench.data.dataset import RSNADataset
+
+    return RSNADataset
 
 
 @dataclass
@@ -76,11 +88,15 @@ def split_counts(labels: Labels, cfg: DataConfig) -> dict[str, dict[str, int]]:
     return {k: {DOMAINS[d]: sum(p.domain == d for p in v) for d in (PNEUMONIA, HEALTHY)} for k, v in parts.items()}
 
 
-def open_data(cfg: DataConfig, progress: bool = True) -> PreparedData:
-    """Read labels, build or reuse the cache, and split it into train/tune/test datasets."""
+def open_data(cfg: DataConfig, progress: bool = True, workers: int | None = None) -> PreparedData:
+    """Read labels, build or reuse the cache, and split it into train/tune/test datasets.
+
+    ``workers`` decoding processes build a missing cache (default: one per core)."""
+    from bench.data.dataset import RSNADataset
+
     root = default_data_root(cfg, progress)
     labels = read_labels(root, include_not_normal=cfg.include_not_normal, strict=cfg.strict)
-    cache = prepare_cache(labels, cfg.size, strict=cfg.strict, progress=progress)
+    cache = prepare_cache(labels, cfg.size, strict=cfg.strict, progress=progress, workers=workers)
     parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
     position = {pid: i for i, pid in enumerate(cache.patient_ids)}
     idx = {

@@ -4,7 +4,9 @@ Decoding a JPEG DICOM costs far more than a training step on small images (SPEC 
 are decoded once into ``<cache root>/<key>/images.u8``. The key hashes the label files' bytes,
 each image file's name, size and modification time, and the preprocessing settings; the next
 run with the same key reuses the cache, any change builds a new one. A cache is written into
-a temporary folder and renamed into place, so an interrupted build is never mistaken for one.
+a hidden build folder and renamed into place, so an interrupted build is never mistaken for one;
+the next build with the same key resumes it (:mod:`bench.data.build`: chunks decoded on all
+cores, the same bytes whatever their number).
 On synthetic data the cache also holds ``masks.npy`` (lesion masks) and ``twins.npy`` (each image
 without its lesions, see :func:`twin_and_mask`) at the working size.
 """
@@ -14,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +23,10 @@ import numpy as np
 from PIL import Image
 
 from bench.data.dicom import read_dicom, resize_area, resize_area_float
-from bench.data.rsna import LIFT_SCALE, MAX_BOXES, Labels, Patient, Problem, boxes_xyxy
+from bench.data.rsna import LIFT_SCALE, MAX_BOXES, Labels, Layout, Patient, Problem, boxes_xyxy
 from bench.domains import EXCLUDED
-from bench.errors import DataError
+from bench.errors import BenchError, DataError
 from bench.preflight import cache_bytes, check_disk_space, check_writable_dir
-from bench.progress import bar
 
 CACHE_VERSION = 3  # 3: lesion-free twins (twins.npy) and masks from the lesion lift
 
@@ -100,6 +99,7 @@ class Cache:
     problems: list[Problem]
     content_hash: str = ""  # hash of what the cache holds: ids, domains, boxes, pixels, masks, twins
     reused: bool = False
+    resumed: int = 0  # images an interrupted build had decoded, taken over by this one
     twins: np.ndarray | None = None  # (N, S, S) uint8 lesion-free twins of images, synthetic data only
 
 
@@ -136,24 +136,23 @@ def twin_and_mask(image: np.ndarray, lift: np.ndarray, size: int) -> tuple[np.nd
     return twin, (twin != image).astype(np.uint8)
 
 
-def _box_rows_problem(labels: Labels, pat: Patient, rows: int, cols: int) -> Problem | None:
+def _box_rows_problem(layout: Layout, pat: Patient, rows: int, cols: int) -> Problem | None:
     for (x, y, w, h), line in zip(pat.boxes, pat.rows):
         if x + w > cols or y + h > rows:
             return Problem(
-                str(labels.layout.labels),
+                str(layout.labels),
                 f"box ({x:g}, {y:g}, {w:g}, {h:g}) extends outside the {cols}x{rows} image of {pat.patient_id}",
                 line,
             )
     return None
 
 
-def _decode_one(
-    labels: Labels, pat: Patient, size: int
+def decode_one(
+    lay: Layout, pat: Patient, size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Working-size image, boxes, lesion mask and lesion-free twin (the last two on synthetic data)."""
-    lay = labels.layout
     dec = read_dicom(lay.images / f"{pat.patient_id}.dcm")
-    bad = _box_rows_problem(labels, pat, dec.rows, dec.cols)
+    bad = _box_rows_problem(lay, pat, dec.rows, dec.cols)
     if bad is not None:
         raise DataError(bad.path, bad.what, bad.row)
     image = resize_area(dec.image, size)
@@ -188,74 +187,6 @@ def content_hash(
     return h.hexdigest()[:16]
 
 
-def _build(labels: Labels, size: int, key: str, dest: Path, strict: bool, progress: bool) -> None:
-    pats = selected(labels)
-    lay = labels.layout
-    present = [p for p in pats if (lay.images / f"{p.patient_id}.dcm").is_file()]
-    missing = [p.patient_id for p in pats if not (lay.images / f"{p.patient_id}.dcm").is_file()]
-    if strict and missing:
-        raise DataError(lay.images / f"{missing[0]}.dcm", f"image file is missing ({len(missing)} missing in all)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    try:
-        n = max(len(present), 1)
-        images = np.lib.format.open_memmap(tmp / "images.npy", "w+", np.uint8, (n, size, size))
-        masks = np.lib.format.open_memmap(tmp / "masks.npy", "w+", np.uint8, (n, size, size)) if lay.masks else None
-        twins = np.lib.format.open_memmap(tmp / "twins.npy", "w+", np.uint8, (n, size, size)) if lay.lifts else None
-        kept: list[Patient] = []
-        boxes = np.zeros((n, MAX_BOXES, 4), np.float32)
-        problems: list[Problem] = []
-        for pat in bar(present, desc=f"decoding DICOMs to {size}px cache", unit="img", enabled=progress):
-            try:
-                img, bx, mask, twin = _decode_one(labels, pat, size)
-            except DataError as err:
-                if strict:
-                    raise
-                problems.append(Problem(str(err.path), err.what, err.row))
-                continue
-            i = len(kept)
-            images[i], boxes[i] = img, bx
-            if masks is not None:
-                masks[i] = mask
-            if twins is not None:
-                twins[i] = twin
-            kept.append(pat)
-        for arr in (images, masks, twins):
-            if arr is not None:
-                arr.flush()
-        content = content_hash(
-            kept,
-            boxes[: len(kept)],
-            images[: len(kept)],
-            None if masks is None else masks[: len(kept)],
-            None if twins is None else twins[: len(kept)],
-        )
-        index = {
-            "version": CACHE_VERSION,
-            "key": key,
-            "size": size,
-            "n": len(kept),
-            "patient_ids": [p.patient_id for p in kept],
-            "classes": [p.cls for p in kept],
-            "domains": [p.domain for p in kept],
-            "n_boxes": [len(p.boxes) for p in kept],
-            "boxes": boxes[: len(kept)].tolist(),
-            "missing": missing,
-            "problems": [[p.path, p.what, p.row] for p in problems],
-            "has_masks": masks is not None,
-            "has_twins": twins is not None,
-            "content_hash": content,
-        }
-        (tmp / "index.json").write_text(json.dumps(index))
-        del images, masks, twins
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _open(dest: Path, reused: bool) -> Cache:
     index = json.loads((dest / "index.json").read_text())
     n = index["n"]
@@ -283,9 +214,20 @@ def _open(dest: Path, reused: bool) -> Cache:
 
 
 def prepare_cache(
-    labels: Labels, size: int, strict: bool = False, progress: bool = True, root: Path | None = None
+    labels: Labels,
+    size: int,
+    strict: bool = False,
+    progress: bool = True,
+    root: Path | None = None,
+    workers: int | None = None,
+    chunk: int | None = None,
 ) -> Cache:
-    """Open the cache for these labels and size, building it first if it does not exist."""
+    """Open the cache for these labels and size, building it first if it does not exist (with
+    ``workers`` decoding processes, default one per core; ``chunk`` images per unit of work)."""
+    from bench.data import build
+
+    if workers is not None and workers < 1:
+        raise BenchError(f"--workers {workers}: the number of decoding processes must be at least 1")
     key = cache_key(labels, size)
     dest = (root or cache_root()) / f"{key}-{size}px"
     if (dest / "index.json").is_file():
@@ -300,5 +242,9 @@ def prepare_cache(
         return cache
     check_writable_dir(dest.parent, "cache folder")
     check_disk_space(dest.parent, cache_bytes(len(selected(labels)), size, labels.layout.masks is not None), "cache")
-    _build(labels, size, key, dest, strict, progress)
-    return _open(dest, reused=False)
+    resumed = build.build(
+        labels, size, key, dest, strict, progress, workers or build.default_workers(), chunk or build.CHUNK
+    )
+    cache = _open(dest, reused=resumed < 0)
+    cache.resumed = max(resumed, 0)
+    return cache

@@ -88,6 +88,27 @@ def _check_geometry(path: Path, ds: pydicom.Dataset) -> tuple[int, int]:
 
 def to_uint8(ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
     """Apply modality/VOI LUTs, invert MONOCHROME1, and scale to uint8 [0, 255]."""
+    if is_plain_8bit(ds, pixels):
+        return pixels
+    return to_uint8_general(ds, pixels)
+
+
+def is_plain_8bit(ds: pydicom.Dataset, pixels: np.ndarray) -> bool:
+    """Whether the pixels are already the 8-bit image: uint8, no LUT or rescale, not inverted.
+
+    Then :func:`to_uint8_general` returns them unchanged (its float round trip costs about as much
+    as decoding the JPEG), so they are used as they are; RSNA's files are all of this kind."""
+    return (
+        pixels.dtype == np.uint8
+        and int(ds.get("BitsStored", 8)) <= 8
+        and str(ds.get("PhotometricInterpretation", "")) != "MONOCHROME1"
+        and not any(k in ds for k in ("RescaleSlope", "RescaleIntercept", "ModalityLUTSequence"))
+        and not any(k in ds for k in ("WindowCenter", "VOILUTSequence"))
+    )
+
+
+def to_uint8_general(ds: pydicom.Dataset, pixels: np.ndarray) -> np.ndarray:
+    """The full conversion of :func:`to_uint8`, for any bit depth and photometric interpretation."""
     arr = apply_modality_lut(pixels, ds)
     arr = apply_voi_lut(arr, ds) if ("WindowCenter" in ds or "VOILUTSequence" in ds) else arr
     arr = np.asarray(arr, dtype=np.float64)

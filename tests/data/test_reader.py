@@ -274,7 +274,10 @@ def test_interrupted_build_leaves_no_cache(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(cache_mod, "read_dicom", flaky)
     with pytest.raises(KeyboardInterrupt):
         prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
-    assert list((tmp_path / "c").iterdir()) == []
+    # only the hidden build folder (resumed by the next build) and its lock: no cache to mistake
+    names = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert len(names) == 2 and names[0].endswith("-32px.lock") and names[1].endswith("-32px.partial")
+    assert not list((tmp_path / "c").glob("*/index.json"))
 
 
 def test_dataset_samples(tmp_path: Path) -> None:
@@ -319,3 +322,18 @@ def test_content_hash_ignores_file_times_but_not_pixels(tmp_path: Path) -> None:
     write_dicom(path, 255 - gradient(64, 64))
     changed = prepare_cache(read_labels(root), 32, progress=False, root=tmp_path / "c")
     assert changed.content_hash != first.content_hash
+
+
+def test_plain_8bit_pixels_skip_the_float_conversion_with_the_same_result(rsna_dir: Path, tmp_path: Path) -> None:
+    from bench.data.dicom import is_plain_8bit, read_header, to_uint8, to_uint8_general
+
+    for f in sorted((rsna_dir / "dicom").glob("*.dcm")):
+        ds = read_header(f)
+        px = ds.pixel_array
+        assert is_plain_8bit(ds, px)  # every real RSNA file takes the fast path
+        np.testing.assert_array_equal(to_uint8(ds, px), to_uint8_general(ds, px))
+    img = gradient(16, 16).astype(np.uint8)
+    for kind, kwargs in (("inverted", {"photometric": "MONOCHROME1"}), ("windowed", {"window": (100.0, 80.0)})):
+        ds = read_header(write_dicom(tmp_path / f"{kind}.dcm", img, **kwargs))
+        assert not is_plain_8bit(ds, ds.pixel_array), kind
+        assert not np.array_equal(to_uint8(ds, ds.pixel_array), img), kind
