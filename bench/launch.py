@@ -410,21 +410,6 @@ def _visible_gpus() -> int:
     return torch.cuda.device_count()
 
 
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    """Set ``env`` for the processes started inside the block (local jobs copy the environment)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def _wait(jobs: list[Any], poll_s: float = 0.5) -> None:
     while not all(j.done() for j in jobs):
         time.sleep(poll_s)
@@ -439,7 +424,7 @@ def run_local(
     launch = str(folder.tmp)
     started: list[Any] = []
     try:
-        with _environment(job_env(plan["threads"]["prepare"])):
+        with parallel.environment(job_env(plan["threads"]["prepare"])):
             prep = ex.submit(prepare_job, launch)
         started.append(prep)
         plan["jobs"]["prepare"] = {"id": prep.job_id, "log": _log(prep)}
@@ -453,7 +438,7 @@ def run_local(
             return None
         plan["jobs"]["train"] = _train_local(ex, launch, plan, jobs, started)
         _write_plan(folder, plan)
-        with _environment(job_env(plan["threads"]["evaluate"])):
+        with parallel.environment(job_env(plan["threads"]["evaluate"])):
             evaluate = ex.submit(evaluate_job, launch)
         started.append(evaluate)
         plan["jobs"]["evaluate"] = {"id": evaluate.job_id, "log": _log(evaluate)}
@@ -475,7 +460,7 @@ def _train_local(ex: Any, launch: str, plan: dict[str, Any], jobs: int, started:
         while len(running) >= jobs:
             running = [j for j in running if not j.done()]
             time.sleep(0.5)
-        with _environment(job_env(plan["threads"]["train"])):
+        with parallel.environment(job_env(plan["threads"]["train"])):
             job = ex.submit(TrainJob(), launch, index)
         started.append(job)
         running.append(job)

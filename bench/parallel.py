@@ -9,6 +9,7 @@ trained by the run before any worker starts, so the workers only load it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -71,12 +72,10 @@ def plan(jobs: int | None, threads: int | None, n_trainable: int, device: torch.
 
 
 @contextmanager
-def worker_env(threads: int) -> Iterator[None]:
-    """Environment the worker processes start with: OpenMP sized to ``threads`` and waiting passively
-    (busy-waiting threads of two processes on shared cores slow both)."""
-    keys = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(keys)
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` for the processes started inside the block, then restore what was there."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -85,6 +84,12 @@ def worker_env(threads: int) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def worker_env(threads: int) -> contextlib.AbstractContextManager[None]:
+    """Environment the worker processes start with: OpenMP sized to ``threads`` and waiting passively
+    (busy-waiting threads of two processes on shared cores slow both)."""
+    return environment({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"})
 
 
 @contextmanager

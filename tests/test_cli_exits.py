@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from records.record_factory import write_runs
+from stub_run import STUBS
 
 import bench.cli
 from bench import exits
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # `python -m bench run ...` with a stub evaluator (the classifier's training is not what these tests are
 # about). With "report" the report stage stalls after writing part of the run folder and touches READY.
-RUN_SCRIPT = """
+RUN_SCRIPT = (
+    """
 import signal, sys, time
 from pathlib import Path
 import numpy as np, torch
@@ -31,18 +33,9 @@ from bench.cli import main
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, even when started in the background
 
-class Identity(Method):
-    translates = True
-    def fit(self, ctx): pass
-    def translate(self, x, target): return x.clone()
-    def localize(self, x): return (x[:, 0] + 1) / 2
-    def state_dict(self): return {"w": torch.zeros(1)}
-    def load_state_dict(self, state): pass
-
-class Judge:
-    threshold = 0.5
-    def probs(self, images): return np.ones(len(images))
-    def describe(self): return {"threshold": 0.5, "threshold_source": "tune", "test_auc": 0.5}
+"""
+    + STUBS
+    + """
 
 register_method("t_identity")(Identity)
 bench.classifier.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
@@ -56,6 +49,7 @@ if mode == "report":
     bench.pipeline.write_report = stalled
 sys.exit(main(argv))
 """
+)
 
 
 def _start_run(tmp_path: Path, data_root: str, methods: str, mode: str = "plain") -> tuple[subprocess.Popen, Path]:

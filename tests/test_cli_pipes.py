@@ -20,13 +20,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from records.record_factory import write_runs
+from stub_run import STUBS
 
 from bench import exits
 from bench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DRIVER = r"""
+DRIVER = (
+    r"""
 import json, os, sys, tempfile, traceback
 import matplotlib.pyplot, numpy as np, torch
 import bench.classifier, bench.data.inspect, bench.pipeline, bench.records, bench.score
@@ -36,18 +38,9 @@ from bench.registry import list_methods
 
 list_methods()  # imports every method once, before the forks
 
-class Identity(Method):
-    translates = True
-    def fit(self, ctx): pass
-    def translate(self, x, target): return x.clone()
-    def localize(self, x): return (x[:, 0] + 1) / 2
-    def state_dict(self): return {"w": torch.zeros(1)}
-    def load_state_dict(self, state): pass
-
-class Judge:
-    threshold = 0.5
-    def probs(self, images): return np.ones(len(images))
-    def describe(self): return {"threshold": 0.5, "threshold_source": "tune", "test_auc": 0.5}
+"""
+    + STUBS
+    + r"""
 
 register_method("t_identity")(Identity)
 bench.classifier.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
@@ -97,6 +90,7 @@ for argv, tries in json.loads(sys.argv[1]):
     results.append({"argv": argv, "full": full, "tries": rows})
 sys.stdout.write(json.dumps(results))
 """
+)
 
 
 def _maps(root: Path, path: Path) -> Path:

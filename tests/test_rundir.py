@@ -10,13 +10,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from stub_run import STUBS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # One `python -m bench run --preset smoke` with a trivial method and a stub evaluator (no training), all
 # started in the same second: its clock is fixed. Its report stage waits until every other run has
 # reached its own report stage (a barrier of files), or, with "kill", the process kills itself there.
-RUN_SCRIPT = """
+RUN_SCRIPT = (
+    """
 import datetime as dt, os, signal, sys, time
 from pathlib import Path
 import numpy as np, torch
@@ -26,18 +28,9 @@ from bench.cli import main
 
 data_root, out, barrier, n_runs, mode = sys.argv[1:]
 
-class Identity(Method):
-    translates = True
-    def fit(self, ctx): pass
-    def translate(self, x, target): return x.clone()
-    def localize(self, x): return (x[:, 0] + 1) / 2
-    def state_dict(self): return {"w": torch.zeros(1)}
-    def load_state_dict(self, state): pass
-
-class Judge:
-    threshold = 0.5
-    def probs(self, images): return np.ones(len(images))
-    def describe(self): return {"threshold": 0.5, "threshold_source": "tune", "test_auc": 0.5}
+"""
+    + STUBS
+    + """
 
 class Clock(dt.datetime):
     @classmethod
@@ -62,6 +55,7 @@ bench.pipeline.write_report = report_stage
 sys.exit(main(["run", "--preset", "smoke", "--methods", "t_identity", "--data", data_root, "--out", out,
                "--set", "train.device='cpu'"]))
 """
+)
 
 
 def _start(script: Path, data_root: str, out: Path, barrier: Path, n_runs: int, mode: str = "wait") -> subprocess.Popen:
