@@ -59,3 +59,12 @@ def atomic_write_figure(fig: Any, path: str | Path, **savefig: Any) -> Path:
     fig.savefig(buf, format="png", **savefig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Write a report figure atomically as PNG and close it (figures are drawn once, never shown)."""
+    import matplotlib.pyplot as plt
+
+    out = atomic_write_figure(fig, path, dpi=dpi)
+    plt.close(fig)
+    return out

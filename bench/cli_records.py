@@ -149,6 +149,10 @@ examples: python -m bench compare latest --baseline quick
 )
 
 
+def _add_fail_on(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--fail-on", dest="fail_on", action="extend", nargs="+", metavar="RULE", help=help_text)
+
+
 def _add_location_args(p: argparse.ArgumentParser, baselines: bool = True) -> None:
     """--runs (and --baselines) folder options."""
     p.add_argument(
@@ -183,14 +187,9 @@ def add_record_commands(sub: Any) -> None:
     )
     p.add_argument("run", metavar="RUN", help=run_help)
     p.add_argument("--name", default="quick", help="baseline name: letters, digits, '-', '_' (default quick)")
-    p.add_argument(
-        "--fail-on",
-        dest="fail_on",
-        action="extend",
-        nargs="+",
-        default=None,
-        metavar="RULE",
-        help="gate rules stored with the baseline (NAME.rules.json), used by compare when given none "
+    _add_fail_on(
+        p,
+        "gate rules stored with the baseline (NAME.rules.json), used by compare when given none "
         "(rule syntax: compare --help); without them compare uses the default gate",
     )
     _add_location_args(p)
@@ -208,14 +207,9 @@ def add_record_commands(sub: Any) -> None:
     p.add_argument(
         "--baseline", default="quick", metavar="NAME", help="baseline name, record path or run id (default quick)"
     )
-    p.add_argument(
-        "--fail-on",
-        dest="fail_on",
-        action="extend",
-        nargs="+",
-        default=None,
-        metavar="RULE",
-        help="tolerance rule(s), see below; without them the baseline's stored rules or the default gate "
+    _add_fail_on(
+        p,
+        "tolerance rule(s), see below; without them the baseline's stored rules or the default gate "
         "(give RUN before --fail-on)",
     )
     p.add_argument(

@@ -89,6 +89,15 @@ def get_method_class(name: str) -> type[Method]:
     return _REGISTRY[name]
 
 
+def method_title(name: str) -> str:
+    """Display name of a registered method (its class's ``title``, else its registry name); the name itself
+    for a method of an old record that is no longer installed."""
+    try:
+        return getattr(get_method_class(name), "title", "") or name
+    except Exception:  # a method of a record that is no longer installed
+        return name
+
+
 def create_method(name: str, cfg: Config, device: str | torch.device | None = None) -> Method:
     """Instantiate the method registered under ``name`` with configuration ``cfg``."""
     return get_method_class(name)(cfg, device)

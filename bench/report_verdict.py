@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.markdown import fmt
 from bench.markdown import markdown_table as _table
-from bench.registry import get_method_class
+from bench.registry import method_title as _title
 
 TRUTHS = {"boxes": "the boxes", "mask_": "the exact lesion masks"}
 VERDICT_INTRO = (
@@ -22,13 +22,6 @@ VERDICT_INTRO = (
     "than the untranslated images; a classifier with a useful test AUC) and its lm_auc CI lies above 0.5."
 )
 LEARNED = {True: "learned its task", False: "did not learn its task", None: "has no task to check"}
-
-
-def _title(name: str) -> str:
-    try:
-        return getattr(get_method_class(name), "title", "") or name
-    except Exception:  # a method of a record that is no longer installed
-        return name
 
 
 def _num(v: float | None, digits: int = 3) -> str:

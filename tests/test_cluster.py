@@ -189,7 +189,7 @@ def test_slurm_without_srun_points_to_the_local_cluster(
 
 def test_a_training_job_that_times_out_is_resubmitted_as_the_same_task() -> None:
     pytest.importorskip("submitit", reason="the [cluster] extra (submitit) is not installed")
-    from bench.launch import TrainJob
+    from bench.launch_jobs import TrainJob
 
     job = TrainJob()
     again = job.checkpoint("/runs/.0001_x.submitit", 3)
@@ -229,7 +229,7 @@ def _launch_dir(tmp_path: Path, outcomes: dict[str, dict[str, Any]]) -> Path:
 
 
 def test_a_job_without_outcome_is_reported_unfinished_with_its_log(tmp_path: Path) -> None:
-    from bench.launch import _trained, read_plan
+    from bench.launch_jobs import _trained, read_plan
 
     launch = _launch_dir(tmp_path, {"train-a-seed0": {"ok": True, "seconds": 3.0}})
     trained, table = _trained(launch, read_plan(launch), tmp_path / "0001_abc_x")
@@ -241,7 +241,7 @@ def test_a_job_without_outcome_is_reported_unfinished_with_its_log(tmp_path: Pat
 
 def test_the_evaluation_job_stops_on_a_failed_prepare_job_naming_its_log(tmp_path: Path) -> None:
     from bench.errors import BenchError
-    from bench.launch import evaluate_job
+    from bench.launch_jobs import evaluate_job
 
     launch = _launch_dir(tmp_path, {"prepare": {"ok": False, "error": "DataError: x.csv: bad", "seconds": 1.0}})
     with pytest.raises(BenchError, match=r"prepare job failed \(DataError: x.csv: bad\); log .*9_0_log.err"):

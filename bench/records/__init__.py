@@ -10,16 +10,18 @@ writing), :mod:`~bench.records.store` (run folders and baselines), :mod:`~bench.
 from __future__ import annotations
 
 from bench.records.compare import (
-    DEFAULT_TOLERANCE,
-    HEADLINE_METRICS,
     MIN_PAIRS,
     CompareResult,
     CompareRow,
+    compare,
+    format_compare,
+)
+from bench.records.gate import (
+    DEFAULT_TOLERANCE,
+    HEADLINE_METRICS,
     Gate,
     Rule,
-    compare,
     default_gate,
-    format_compare,
     gate_in_force,
     parse_rule,
     parse_rules,

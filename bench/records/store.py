@@ -24,7 +24,7 @@ import pandas as pd
 
 from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
-from bench.records.compare import parse_rules
+from bench.records.gate import parse_rules
 from bench.records.schema import (
     RECORD_FILE,
     per_image_path,

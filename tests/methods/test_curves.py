@@ -20,7 +20,7 @@ from bench.gan.losses import r1_penalty
 from bench.gan.recipe import FAST_CRITIC_LR_SCALE, ema_decay_at, resolve_recipe
 from bench.method import HEALTHY, PNEUMONIA, TrainContext
 from bench.registry import create_method
-from bench.report import curve_sentences, flattening, learning_curves_figure
+from bench.report_curves import curve_sentences, flattening, learning_curves_figure
 
 GAN_METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 KEYS = {
