@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.cache import CACHE_VERSION, content_hash, decode_one, selected
+from bench.data.contents import CACHE_VERSION, content_hash, decode_one, selected
 from bench.data.rsna import MAX_BOXES, Labels, Layout, Patient, Problem
 from bench.errors import BenchError, DataError
 from bench.progress import bar as progress_bar

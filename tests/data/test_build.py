@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench.data.cache as cache_mod
+import bench.data.contents as cache_mod  # where decode_one looks up read_dicom
 from bench.data import synth
-from bench.data.cache import Cache, decode_one, prepare_cache
+from bench.data.cache import Cache, prepare_cache
+from bench.data.contents import decode_one
 from bench.data.rsna import read_labels
 from bench.errors import BenchError, DataError
 
@@ -100,7 +101,8 @@ def test_interrupted_build_resumes_without_redoing_chunks(
 SLOW_BUILD = """
 import sys, time
 from pathlib import Path
-import bench.data.cache as c
+import bench.data.contents as c
+from bench.data.cache import prepare_cache
 from bench.data.rsna import read_labels
 
 real = c.read_dicom
@@ -112,7 +114,7 @@ def slow(path):
 
 
 c.read_dicom = slow
-c.prepare_cache(read_labels(sys.argv[1]), int(sys.argv[2]), progress=False, root=Path(sys.argv[3]), workers=1, chunk=2)
+prepare_cache(read_labels(sys.argv[1]), int(sys.argv[2]), progress=False, root=Path(sys.argv[3]), workers=1, chunk=2)
 """
 
 

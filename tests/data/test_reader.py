@@ -259,7 +259,7 @@ def test_cache_reused_and_invalidated(tmp_path: Path) -> None:
 
 
 def test_interrupted_build_leaves_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.data.cache as cache_mod
+    import bench.data.contents as cache_mod  # where decode_one looks up read_dicom
 
     root = basic(tmp_path / "d")
     calls = {"n": 0}
