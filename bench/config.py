@@ -125,7 +125,7 @@ def _quick() -> Config:
     return Config(
         preset="quick",
         train=TrainConfig(iterations=600, batch_size=4, checkpoint_every=200, eval_every=100, recipe="fast"),
-        classifier=ClassifierConfig(size=128, iterations=300, eval_every=100),
+        classifier=ClassifierConfig(size=96, iterations=300, eval_every=100),
     )
 
 
