@@ -71,6 +71,7 @@ class TrainConfig:
 class ClassifierConfig:
     """The DenseNet-121 classifier (CheXNet-CAM baseline and the evaluator)."""
 
+    size: int = 224  # input size (square), pixels, independent of data.size; CheXNet's 224 gives a 7x7 final map
     iterations: int = 600
     batch_size: int = 8
     lr: float = 1e-3
@@ -114,7 +115,7 @@ def _smoke() -> Config:
         data=DataConfig(size=32, synth_pneumonia=24, synth_healthy=24, synth_size=64),
         model=ModelConfig(width=8, n_res=1),
         train=TrainConfig(iterations=12, batch_size=4, checkpoint_every=6, log_every=2),
-        classifier=ClassifierConfig(iterations=20, batch_size=8, eval_every=10, patience=2),
+        classifier=ClassifierConfig(size=32, iterations=20, batch_size=8, eval_every=10, patience=2),
         eval=EvalConfig(n_bootstrap=50, n_qualitative=2),
     )
 
@@ -124,7 +125,7 @@ def _quick() -> Config:
     return Config(
         preset="quick",
         train=TrainConfig(iterations=600, batch_size=4, checkpoint_every=200, eval_every=100, recipe="fast"),
-        classifier=ClassifierConfig(iterations=300, eval_every=100),
+        classifier=ClassifierConfig(size=96, iterations=300, eval_every=100),
     )
 
 
@@ -139,7 +140,7 @@ def _standard() -> Config:
         train=TrainConfig(
             iterations=7000, batch_size=4, checkpoint_every=500, eval_every=500, curve_images=128, recipe="fast"
         ),
-        classifier=ClassifierConfig(iterations=1000, eval_every=250),
+        classifier=ClassifierConfig(size=128, iterations=1000, eval_every=250),
     )
 
 
@@ -149,7 +150,7 @@ def _paper() -> Config:
         data=DataConfig(size=256, synth_pneumonia=6012, synth_healthy=8851),
         model=ModelConfig(width=64, n_res=6),
         train=TrainConfig(iterations=100_000, batch_size=8, checkpoint_every=5000, log_every=50),
-        classifier=ClassifierConfig(iterations=30_000, batch_size=16, eval_every=1000, patience=5),
+        classifier=ClassifierConfig(size=224, iterations=30_000, batch_size=16, eval_every=1000, patience=5),
     )
 
 

@@ -314,10 +314,14 @@ def provenance(record: dict[str, Any]) -> str:
 
 
 def evaluator_line(ev: dict[str, Any]) -> str:
-    """One sentence on the judge of Table 1: its AUC on real test images and its threshold (fixed on tune)."""
+    """One sentence on the judge of Table 1: its input size and final feature map, its AUC on real test
+    images and its threshold (fixed on tune)."""
     auc, thr = ev.get("test_auc"), ev.get("threshold")
     source = "user-supplied weights" if ev.get("source") == "user weights" else "trained by the suite"
     text = f"Evaluator: DenseNet-121 ({source})"
+    if ev.get("input_size") is not None:
+        side = ev.get("feature_map")
+        text += f" at {ev['input_size']} px ({side}x{side} final feature map)"
     if auc is not None:
         text += f", AUC {auc:.3f} on real test images (Pneumonia vs Healthy)"
     if thr is not None:

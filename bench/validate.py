@@ -67,6 +67,7 @@ RULES: dict[str, Rule] = {
     "train.checkpoint_every": at_least(1),
     "train.log_every": at_least(1),
     "train.num_workers": at_least(0),
+    "classifier.size": Rule(lambda v: v >= 32, "an integer >= 32 (DenseNet-121 reduces 32 px to a 1x1 feature map)"),
     "classifier.iterations": at_least(1),
     "classifier.batch_size": Rule(lambda v: v >= 2, "an integer >= 2 (batch normalization needs two images)"),
     "classifier.lr": POSITIVE_NUMBER,

@@ -18,6 +18,14 @@ def test_presets_scale_up() -> None:
     assert set(PRESETS) == {"smoke", "quick", "standard", "paper"}
 
 
+def test_classifier_has_its_own_input_size() -> None:
+    """CheXNet's 224 px at paper; at least 128 px (a 4x4 final map) at standard, whatever the working size."""
+    assert load_config("paper").classifier.size == 224
+    standard = load_config("standard")
+    assert standard.classifier.size >= 128 and standard.classifier.size != standard.data.size
+    assert load_config("standard", sets=["data.size=32"]).classifier.size == standard.classifier.size
+
+
 def test_set_overrides_and_types() -> None:
     cfg = load_config(
         "quick",

@@ -32,10 +32,12 @@ def test_classifier_weights_change_only_classifier_users(tmp_path: Path) -> None
         assert not get_method_class(name).uses_classifier
         assert training_key(name, _cfg(weights), DATA_HASH) == training_key(name, _cfg(), DATA_HASH), name
         assert training_key(name, _cfg("classifier.lr=0.5"), DATA_HASH) == training_key(name, _cfg(), DATA_HASH)
+        assert training_key(name, _cfg("classifier.size=64"), DATA_HASH) == training_key(name, _cfg(), DATA_HASH)
     users = [n for n in list_methods() if get_method_class(n).uses_classifier]
     assert "chexnet_cam" in users
     for name in users:
         assert training_key(name, _cfg(weights), DATA_HASH) != training_key(name, _cfg(), DATA_HASH), name
+        assert training_key(name, _cfg("classifier.size=128"), DATA_HASH) != training_key(name, _cfg(), DATA_HASH)
 
 
 def test_method_params_enter_the_key() -> None:
@@ -69,7 +71,7 @@ def test_classifier_key_ignores_gan_settings() -> None:
     base = classifier_key(_cfg(), DATA_HASH)
     for gan in ("train.iterations=7", "model.width=8", "method.vagan.boost_first=3", "train.log_every=3"):
         assert classifier_key(_cfg(gan), DATA_HASH) == base, gan
-    for own in ("classifier.lr=0.5", "train.seed=1", "train.bf16=true", "data.size=32"):
+    for own in ("classifier.lr=0.5", "classifier.size=128", "train.seed=1", "train.bf16=true", "data.size=32"):
         assert classifier_key(_cfg(own), DATA_HASH) != base, own
     assert classifier_key(_cfg(), "d1") != base
 

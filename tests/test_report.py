@@ -202,3 +202,12 @@ def test_oracle_sentence_warns_when_a_prior_beats_it() -> None:
     assert f"{title('t_ref_prior')} scores above it" in boxes and "exact masks below are the sharper test" in boxes
     assert "scores above it" not in oracle_sentence(record, "mask_")  # 0.80 < the oracle's 1.0 on masks
     assert "scores above it" not in oracle_sentence(make_record(METHODS))
+
+
+def test_evaluator_line_states_the_classifier_size() -> None:
+    record = make_record(METHODS)
+    record["evaluator"].update(input_size=128, feature_map=4)
+    text = render(record)
+    assert "Evaluator: DenseNet-121 (trained by the suite) at 128 px (4x4 final feature map), AUC 0.900" in text
+    del record["evaluator"]["input_size"]  # a record written before the classifier had its own size
+    assert "Evaluator: DenseNet-121 (trained by the suite), AUC 0.900" in render(record)

@@ -114,6 +114,8 @@ def test_out_of_range_setting_refused_before_work(setting: str, fragment: str, t
         ("eval.tolerances=[2,256]", "0 to 255"),
         ("eval.tolerances=[-1]", "0 to 255"),
         ("classifier.lr=0.0", "> 0"),
+        ("classifier.size=0", ">= 32"),
+        ("classifier.size=16", ">= 32"),
     ],
 )
 def test_range_rules(setting: str, allowed: str) -> None:
@@ -126,6 +128,14 @@ def test_range_checked_in_toml_too(tmp_path: Path) -> None:
     toml.write_text("[train]\ncheckpoint_every = 0\n")
     with pytest.raises(ConfigError, match="train.checkpoint_every=0"):
         load_config("smoke", toml)
+
+
+def test_classifier_size_has_no_silent_default() -> None:
+    for value in ("0", "none"):
+        with pytest.raises(ConfigError) as err:
+            load_config("smoke", sets=[f"classifier.size={value}"])
+        assert str(err.value).startswith("classifier.size") and "\n" not in str(err.value)
+    assert load_config("smoke", sets=["classifier.size=48"]).classifier.size == 48
 
 
 def test_every_preset_is_valid() -> None:

@@ -76,7 +76,8 @@ class Evaluator:
         return accuracy_healthy(self.probs(images), t).astype(bool)
 
     def describe(self) -> dict[str, Any]:
-        """Threshold and where it was fixed, AUCs (None if undefined) and the classifier's origin."""
+        """Threshold and where it was fixed, AUCs (None if undefined), the classifier's input size and
+        final feature-map side (px), and its origin."""
 
         def finite(v: float) -> float | None:
             return float(v) if math.isfinite(v) else None
@@ -86,6 +87,8 @@ class Evaluator:
             "threshold_source": "tune",
             "test_auc": finite(self.test_auc),
             "tune_auc": finite(self.tune_auc),
+            "input_size": self.model.size,
+            "feature_map": self.model.feature_side,
             **self.info,
         }
 

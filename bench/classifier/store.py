@@ -3,8 +3,9 @@
 
 A finished classifier is published as ``<store>/<key>/classifier.pt`` where the key is the
 classifier's identity: ``cfg.classifier``, ``cfg.data``, the seed, the precision and the data
-manifest hash (:func:`bench.classifier.train.classifier_key`). Whoever needs the classifier next
-(another method, the evaluator of another method's run) finds it there instead of training it
+manifest hash (:func:`bench.classifier.train.classifier_key`); the input size ``cfg.classifier.size``
+is one of the settings, so another size trains another classifier. Whoever needs the classifier
+next (another method, the evaluator of another method's run) finds it there instead of training it
 again. The store defaults to ``<LESIONBENCH_HOME>/classifiers``. User-supplied weights
 (``cfg.classifier.weights``) bypass training and the store.
 """
@@ -62,13 +63,15 @@ def classifier_store(cache_dir: str | Path | None = None) -> Path:
     return Path(cache_dir) if cache_dir is not None else lesionbench_home() / "classifiers"
 
 
-def load_published(path: Path, key: str, device: torch.device, channels_last: bool) -> tuple[DenseNetClassifier, float]:
-    """Load a classifier published by :func:`obtain_classifier` (checking its key) and its
-    tune-split AUC from training."""
+def load_published(
+    path: Path, key: str, device: torch.device, channels_last: bool, size: int
+) -> tuple[DenseNetClassifier, float]:
+    """Load a classifier published by :func:`obtain_classifier` (checking its key) at input ``size``
+    px, and its tune-split AUC from training."""
     state = load_checkpoint(path)
     if state.get("kind") != WEIGHTS_KIND or state.get("key") != key:
         raise BenchError(f"{path}: not the trained classifier for key {key}; delete it to retrain")
-    model = load_classifier(state["model"], str(path), device, channels_last)
+    model = load_classifier(state["model"], str(path), device, channels_last, size=size)
     return model, float(state.get("val_auc", float("nan")))
 
 
@@ -87,13 +90,13 @@ def obtain_classifier(
     c = cfg.classifier
     if c.weights:
         return ClassifierBundle(
-            load_user_classifier(c.weights, device, c.channels_last), "user weights", None, Path(c.weights)
+            load_user_classifier(c.weights, device, c.channels_last, size=c.size), "user weights", None, Path(c.weights)
         )
     key = classifier_key(cfg, train.cache.content_hash)
     entry = classifier_store(store_dir) / key
     published = entry / WEIGHTS_NAME
     if published.is_file():
-        model, val_auc = load_published(published, key, device, c.channels_last)
+        model, val_auc = load_published(published, key, device, c.channels_last, c.size)
         return ClassifierBundle(model, "reused", key, published, val_auc)
     ckpt = Path(work_dir or entry) / CHECKPOINT_NAME
     outcome = train_classifier(cfg, train, val, ckpt, resume=resume, progress=progress, device=device)

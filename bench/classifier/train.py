@@ -119,7 +119,7 @@ class ClassifierTrainer:
     def __init__(self, cfg: Config, train: RSNADataset, val: RSNADataset, key: str, device: torch.device) -> None:
         self.cfg, self.c = cfg, cfg.classifier
         self.train_data, self.val_data, self.key, self.device = train, val, key, device
-        self.model = build_classifier(cfg.train.seed, device, self.c.channels_last)
+        self.model = build_classifier(cfg.train.seed, device, self.c.channels_last, size=self.c.size)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.c.lr, weight_decay=self.c.weight_decay)
         self.gen = torch.Generator().manual_seed(cfg.train.seed)
         self.state = TrainState()

@@ -84,11 +84,11 @@ def load_weights(model: DenseNetClassifier, state: dict[str, Any], source: str) 
 
 
 def load_classifier(
-    state: dict[str, Any], source: str, device: torch.device | str = "cpu", channels_last: bool = False
+    state: dict[str, Any], source: str, device: torch.device | str = "cpu", channels_last: bool = False, *, size: int
 ) -> DenseNetClassifier:
-    """A classifier holding ``state`` (timm names, a 2-class head or our weights file), on
-    ``device``, in eval mode; ``source`` names the origin in error messages."""
-    model = build_classifier(0, "cpu")
+    """A classifier at input ``size`` px holding ``state`` (timm names, a 2-class head or our weights
+    file), on ``device``, in eval mode; ``source`` names the origin in error messages."""
+    model = build_classifier(0, "cpu", size=size)
     load_weights(model, state, source)
     return place(model, device, channels_last).eval()
 
@@ -112,7 +112,7 @@ def read_weights_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_user_classifier(
-    path: str | Path, device: torch.device | str, channels_last: bool = False
+    path: str | Path, device: torch.device | str, channels_last: bool = False, *, size: int
 ) -> DenseNetClassifier:
-    """A classifier with user-supplied weights (``cfg.classifier.weights``), in eval mode."""
-    return load_classifier(read_weights_file(path), str(path), device, channels_last)
+    """A classifier with user-supplied weights (``cfg.classifier.weights``) at input ``size`` px, in eval mode."""
+    return load_classifier(read_weights_file(path), str(path), device, channels_last, size=size)

@@ -8,13 +8,17 @@ translate nothing.
   ReLU'd feature maps f_k), ReLU applied, upsampled with ``LayerAttribution.interpolate(...,
   "bilinear")``. For DenseNet-121 (global average pool, linear head) the Grad-CAM weight of
   channel k is the mean gradient w_k / (h * w), so the map is the CAM sum_k w_k f_k up to the
-  positive factor 1 / (h * w). The feature maps are 1/32 of the image side (2x2 at 64 px, 8x8 at
-  256 px), so CAMs are coarse at small working sizes, as in the original CheXNet.
+  positive factor 1 / (h * w). The feature maps are 1/32 of the classifier's input side
+  (``classifier.size``: 7x7 at 224 px as in CheXNet, 4x4 at 128 px, 2x2 at 64 px).
 - ``chexnet_ig``: captum ``IntegratedGradients`` of the logit w.r.t. the 1-channel input image,
   from a black baseline (-1) by default, with ``internal_batch_size`` bounding memory. The map is
   the *positive part* of the attributions (summed over the single input channel): positive
   attributions are evidence for Pneumonia, negative ones evidence for Healthy, and the benchmark's
   map must be "higher = lesion". ``map = "abs"`` is available as a setting.
+
+Both maps are computed at the classifier's input size (images resized there by
+:meth:`DenseNetClassifier.resize_input`, as for classification) and resized back bilinearly to the
+image's own size for scoring (:func:`bench.classifier.model.resize_maps`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from bench.classifier import (
     load_classifier,
     obtain_classifier,
 )
+from bench.classifier.model import resize_maps
 from bench.config import Config
 from bench.errors import BenchError, ConfigError
 from bench.method import Method, TrainContext
@@ -43,30 +48,36 @@ IG_MAPS = ("positive", "abs")
 
 
 def gradcam_map(model: DenseNetClassifier, x: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM of the Pneumonia logit at image size (B, H, W), ReLU'd, bilinear upsampling."""
-    layer_cam = LayerGradCam(model, model.cam_layer).attribute(x, target=0, relu_attributions=True)
-    return LayerAttribution.interpolate(layer_cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")[:, 0]
+    """Grad-CAM of the Pneumonia logit, ReLU'd, upsampled bilinearly to the classifier's input size,
+    then resized bilinearly to the image size (B, H, W)."""
+    xc = model.resize_input(x)
+    layer_cam = LayerGradCam(model, model.cam_layer).attribute(xc, target=0, relu_attributions=True)
+    cam = LayerAttribution.interpolate(layer_cam, tuple(xc.shape[-2:]), interpolate_mode="bilinear")[:, 0]
+    return resize_maps(cam, tuple(x.shape[-2:]))
 
 
 def cam_formula(model: DenseNetClassifier, x: torch.Tensor, relu: bool = True) -> torch.Tensor:
-    """The CAM sum_k w_k f_k of the final ReLU'd features, upsampled bilinearly (B, H, W)."""
+    """The CAM sum_k w_k f_k of the final ReLU'd features, upsampled bilinearly to the classifier's
+    input size, then resized bilinearly to the image size (B, H, W)."""
     feats = model.net.forward_features(model.backbone_input(x))
     cam = torch.einsum("k,bkhw->bhw", model.head_weight, feats).unsqueeze(1)
     cam = F.relu(cam) if relu else cam
-    return F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0]
+    cam = F.interpolate(cam, size=(model.size, model.size), mode="bilinear", align_corners=False)[:, 0]
+    return resize_maps(cam, tuple(x.shape[-2:]))
 
 
 def integrated_gradients_map(
     model: DenseNetClassifier, x: torch.Tensor, n_steps: int, internal_batch_size: int, baseline: float, mode: str
 ) -> torch.Tensor:
-    """Integrated Gradients of the Pneumonia logit (B, H, W): positive part or absolute value."""
+    """Integrated Gradients of the Pneumonia logit w.r.t. the image resized to the classifier's input
+    size, positive part or absolute value, resized bilinearly back to the image size (B, H, W)."""
     # captum evaluates at least one path point per image in each pass; asking for fewer only warns
     per_pass = max(internal_batch_size, len(x))
     attr = IntegratedGradients(model).attribute(
-        x, baselines=baseline, target=0, n_steps=n_steps, internal_batch_size=per_pass
+        model.resize_input(x), baselines=baseline, target=0, n_steps=n_steps, internal_batch_size=per_pass
     )
     attr = attr.clamp(min=0) if mode == "positive" else attr.abs()
-    return attr.sum(dim=1)
+    return resize_maps(attr.sum(dim=1), tuple(x.shape[-2:]))
 
 
 class _ChexNetMethod(Method):
@@ -100,7 +111,8 @@ class _ChexNetMethod(Method):
         """The same method and settings on a freshly initialized DenseNet-121 (``torch.manual_seed(seed)``,
         then built; no training), for the model-randomization check."""
         twin = type(self)(self.cfg, self.device)
-        twin.model = build_classifier(seed, self.device, self.cfg.classifier.channels_last).eval()
+        c = self.cfg.classifier
+        twin.model = build_classifier(seed, self.device, c.channels_last, size=c.size).eval()
         twin.classifier_info = {"source": "randomized", "seed": seed}
         return twin
 
@@ -110,9 +122,8 @@ class _ChexNetMethod(Method):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the classifier saved by :meth:`state_dict`."""
-        self.model = load_classifier(
-            state["model"], f"{self.name} state", self.device, self.cfg.classifier.channels_last
-        )
+        c = self.cfg.classifier
+        self.model = load_classifier(state["model"], f"{self.name} state", self.device, c.channels_last, size=c.size)
         self.classifier_info = dict(state.get("classifier", {}))
 
     def _ready(self) -> DenseNetClassifier:
@@ -134,7 +145,7 @@ class ChexNetCAM(_ChexNetMethod):
     title = "CheXNet-CAM"
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
-        """Bilinearly upsampled, ReLU'd Grad-CAM (= CAM up to scale) at image size (B, H, W)."""
+        """ReLU'd Grad-CAM (= CAM up to scale) at the classifier's size, resized to image size (B, H, W)."""
         model = self._ready().eval()
         with torch.enable_grad():
             out = gradcam_map(model, self._input(x))
@@ -168,7 +179,8 @@ class ChexNetIG(_ChexNetMethod):
             raise ConfigError("method.chexnet_ig: n_steps and internal_batch_size must be at least 1")
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
-        """Integrated-Gradients map at image size (B, H, W), higher = more Pneumonia evidence."""
+        """Integrated-Gradients map at the classifier's size, resized to image size (B, H, W), higher =
+        more Pneumonia evidence."""
         model, p = self._ready().eval(), self.params
         with torch.enable_grad():
             out = integrated_gradients_map(model, self._input(x), p.n_steps, p.internal_batch_size, p.baseline, p.map)

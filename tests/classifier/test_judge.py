@@ -64,13 +64,27 @@ def test_trains_then_reuses(
     again = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False)
     assert again.describe()["source"] == "reused" and again.threshold == judge.threshold
     np.testing.assert_array_equal(again.probs(x), p)
+    assert (info["input_size"], info["feature_map"]) == (32, 1)
+
+
+def test_another_input_size_trains_another_classifier(
+    smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path
+) -> None:
+    cfg = smoke_cfg
+    cfg.classifier.iterations, cfg.classifier.eval_every = 2, 2
+    small = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False).describe()
+    cfg.classifier.size = 64
+    large = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False).describe()
+    assert small["source"] == large["source"] == "trained" and small["key"] != large["key"]
+    assert (small["input_size"], small["feature_map"], large["input_size"], large["feature_map"]) == (32, 1, 64, 2)
+    assert Path(small["path"]).is_file() and Path(large["path"]).is_file()
 
 
 def test_user_weights(
     smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
-    model = clf.build_classifier(3).eval()
+    model = clf.build_classifier(3, size=32).eval()
     path = tmp_path / "chexnet.safetensors"
     save_file(clf.export_weights(model), str(path))
     smoke_cfg.classifier.weights = str(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from captum.attr import LayerGradCam
 from safetensors.torch import save_file
 
@@ -26,10 +27,10 @@ from methods.chexnet_cam.method import ChexNetCAM, cam_formula
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def mixed_sign_model(x: torch.Tensor) -> clf.DenseNetClassifier:
-    """A random classifier whose CAM on ``x`` has both signs (so the ReLU matters)."""
+def mixed_sign_model(x: torch.Tensor, size: int) -> clf.DenseNetClassifier:
+    """A random classifier at ``size`` px whose CAM on ``x`` has both signs (so the ReLU matters)."""
     for seed in range(20):
-        model = clf.build_classifier(seed).eval()
+        model = clf.build_classifier(seed, size=size).eval()
         with torch.no_grad():
             model.net.classifier.weight.normal_(generator=torch.Generator().manual_seed(seed))
             raw = cam_formula(model, x, relu=False)
@@ -56,19 +57,21 @@ def test_registered_and_not_translating(images: Callable[..., torch.Tensor]) -> 
 
 
 def test_captum_gradcam_equals_cam_formula_up_to_scale(images: Callable[..., torch.Tensor]) -> None:
-    x = images(2, 96, seed=3)  # 3x3 final feature maps
-    model = mixed_sign_model(x)
-    layer_cam = LayerGradCam(model, model.cam_layer).attribute(x, target=0)[:, 0]
+    x = images(2, 64, seed=3)  # working size 64 px, classifier at 96 px: 3x3 final feature maps
+    model = mixed_sign_model(x, 96)
+    xc = model.resize_input(x)
+    layer_cam = LayerGradCam(model, model.cam_layer).attribute(xc, target=0)[:, 0]
     with torch.no_grad():
         feats = model.net.forward_features(model.backbone_input(x))
         cam = torch.einsum("k,bkhw->bhw", model.head_weight, feats)
     h, w = feats.shape[-2:]
+    assert (h, w) == (3, 3)
     torch.testing.assert_close(layer_cam, cam / (h * w), rtol=1e-4, atol=1e-6 * cam.abs().max().item())
 
-    got = method_with("chexnet_cam", model).localize(x)
+    got = method_with("chexnet_cam", model, ["classifier.size=96"]).localize(x)
     with torch.no_grad():
         want = cam_formula(model, x)
-    assert got.shape == (2, 96, 96) and want.abs().max() > 0 and (want == 0).any()
+    assert got.shape == (2, 64, 64) and want.abs().max() > 0 and (want == 0).any()
     scale = float((got * want).sum() / (want * want).sum())
     assert scale > 0
     torch.testing.assert_close(got, scale * want, rtol=1e-4, atol=1e-5 * float(got.max()))
@@ -76,10 +79,24 @@ def test_captum_gradcam_equals_cam_formula_up_to_scale(images: Callable[..., tor
 
 
 @pytest.mark.parametrize("name", ["chexnet_cam", "chexnet_ig"])
+def test_maps_are_computed_at_the_classifier_size(name: str, images: Callable[..., torch.Tensor]) -> None:
+    """A 32 px image is explained at the classifier's 64 px and its map brought back to 32 px: the
+    map of the 64 px upsampled image averaged over 2x2 blocks (bilinear, exact for a factor 2)."""
+    sets = ["classifier.size=64", "method.chexnet_ig.n_steps=4"]
+    method = method_with(name, clf.build_classifier(0, size=64), sets)
+    x = images(2, 32, seed=5)
+    at_working = method.localize(x)
+    at_classifier = method.localize(F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=False))
+    assert at_working.shape == (2, 32, 32) and at_classifier.shape == (2, 64, 64)
+    want = F.avg_pool2d(at_classifier.unsqueeze(1), 2)[:, 0]
+    torch.testing.assert_close(at_working, want, rtol=1e-4, atol=1e-5 * float(want.max()))
+
+
+@pytest.mark.parametrize("name", ["chexnet_cam", "chexnet_ig"])
 @pytest.mark.parametrize("size", [32, 64])
 def test_map_shapes(name: str, size: int, images: Callable[..., torch.Tensor]) -> None:
     sets = ["method.chexnet_ig.n_steps=4", "method.chexnet_ig.internal_batch_size=3"]
-    method = method_with(name, clf.build_classifier(0), sets)
+    method = method_with(name, clf.build_classifier(0, size=32), sets)
     x = images(3, size)
     maps = method.localize(x)
     assert maps.shape == (3, size, size) and maps.dtype == torch.float32
@@ -93,7 +110,7 @@ def test_ig_settings_are_checked() -> None:
 
 def test_ig_positive_vs_abs(images: Callable[..., torch.Tensor]) -> None:
     x = images(2, 32)
-    model = clf.build_classifier(1)
+    model = clf.build_classifier(1, size=32)
     sets = ["method.chexnet_ig.n_steps=4"]
     pos = method_with("chexnet_ig", model, sets).localize(x)
     mag = method_with("chexnet_ig", model, sets + ["method.chexnet_ig.map='abs'"]).localize(x)
@@ -105,7 +122,7 @@ def test_ig_positive_vs_abs(images: Callable[..., torch.Tensor]) -> None:
 
 def test_user_weights_skip_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "w.safetensors"
-    save_file(clf.export_weights(clf.build_classifier(2)), str(path))
+    save_file(clf.export_weights(clf.build_classifier(2, size=32)), str(path))
     monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
     cfg = load_config("smoke", sets=["train.device='cpu'", f"classifier.weights={str(path)!r}"])
     method = create_method("chexnet_cam", cfg)
@@ -165,6 +182,7 @@ def auc_setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, Prepare
         sets=[
             f"data.root={str(root)!r}",
             "data.size=64",
+            "classifier.size=64",
             "data.val_fraction=0.4",
             "data.tune_fraction=0.25",
             "train.device='cpu'",
@@ -230,7 +248,7 @@ def test_randomized_is_seeded_and_untrained(
     torch.testing.assert_close(maps, again.localize(x), rtol=0, atol=0)  # same seed, same maps
     assert not torch.allclose(maps, trained.localize(x), atol=1e-6)  # randomization changes the map
     assert not torch.allclose(maps, other.localize(x), atol=1e-6)
-    fresh = clf.build_classifier(3)
+    fresh = clf.build_classifier(3, size=32)
     assert all(
         torch.equal(a, b) for a, b in zip(clf.export_weights(first.model).values(), clf.export_weights(fresh).values())
     )
