@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from bench.config import Config, load_config
-from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
+from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA
 
 _LAZY = {
     "Method": "bench.method",

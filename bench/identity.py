@@ -1,6 +1,6 @@
 """The identity of a trained artefact: one hash of everything that determines it.
 
-Used for the checkpoint folder of a trained method (:func:`bench.runner.training_key`), the shared
+Used for the checkpoint folder of a trained method (:func:`bench.train.runner.training_key`), the shared
 classifier's store key and training checkpoints (:func:`bench.classifier.train.classifier_key`),
 the evaluator's in-process memo and the GAN trainer's resume check. Two artefacts with the same
 identity are interchangeable; anything that changes the trained weights changes the identity.

@@ -16,8 +16,8 @@ import torch
 
 from bench.config import Config, resolve_params
 from bench.data.dataset import RSNADataset
-from bench.device import resolve_device
-from bench.domains import DOMAINS, HEALTHY, PNEUMONIA  # noqa: F401  (re-exported for methods)
+from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA  # noqa: F401  (re-exported for methods)
+from bench.train.device import resolve_device
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -15,24 +15,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bench import parallel, preflight, records, rundir, verdict
+from bench import preflight, records
 from bench.atomic import atomic_write_text
 from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.errors import BenchError, first_line
-from bench.evaluate import evaluate, pick_examples, untranslated_accuracy
-from bench.figure import Example, RocCurve
+from bench.evaluate import verdict
+from bench.evaluate.figure import Example, RocCurve
+from bench.evaluate.protocol import evaluate, pick_examples, untranslated_accuracy
 from bench.progress import note
+from bench.records import rundir
 from bench.records.build import MethodRun, add_verdict, build_record, per_image_frame
 from bench.registry import get_method_class, list_methods
-from bench.report import title, write_report
-from bench.runner import checkpoints_root, train_method
+from bench.report.document import title, write_report
+from bench.train import parallel
+from bench.train.runner import checkpoints_root, train_method
 from bench.validate import check_method_list
 
 
 @dataclass
 class Prelaunched:
-    """A run whose methods were trained by jobs elsewhere (:mod:`bench.launch`): the run folder
+    """A run whose methods were trained by jobs elsewhere (:mod:`bench.launch.submit`): the run folder
     reserved when the jobs were submitted (its temporary folder holds their scripts and logs, and is
     kept if the run fails), the provenance read then, what each (method, seed) job reported, and the
     launch's description for the record."""
@@ -247,9 +250,9 @@ def run_benchmark(
 ) -> RunResult:
     """Train (or reuse) and evaluate methods (plus the reference maps the data allows, unless
     ``references`` is false), then write record, per-image values, report and figures. ``jobs``
-    methods train at a time with ``threads`` threads each (:mod:`bench.parallel`; None: its default);
+    methods train at a time with ``threads`` threads each (:mod:`bench.train.parallel`; None: its default);
     with ``prelaunched`` the methods were trained by cluster jobs and the run only loads them."""
-    from bench.device import resolve_device
+    from bench.train.device import resolve_device
 
     if n_seeds < 1:
         raise BenchError(f"--seeds must be at least 1, got {n_seeds}")
@@ -274,7 +277,7 @@ def _run(
     layout: parallel.Layout,
     pre: Prelaunched | None = None,
 ) -> RunResult:
-    from bench.classifier import get_evaluator
+    from bench.evaluate.protocol.judge import get_evaluator
 
     watch, log = Stopwatch(announce=progress), []
     if pre is None:

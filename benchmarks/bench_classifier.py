@@ -26,7 +26,7 @@ from random_split import RandomSplit
 
 from bench.classifier import ClassifierTrainer
 from bench.config import load_config
-from bench.device import resolve_device
+from bench.train.device import resolve_device
 
 PRESETS = ["quick", "standard"]
 VARIANTS = ["fp32", "fp32+cl", "bf16", "bf16+cl"]

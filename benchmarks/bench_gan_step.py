@@ -36,8 +36,8 @@ from random_split import RandomSplit
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.config import load_config
-from bench.gan import GANMethod, GANTrainer, Sampler
 from bench.registry import create_method
+from bench.train.gan import GANMethod, GANTrainer, Sampler
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 PRESETS = ["quick", "standard"]

@@ -40,11 +40,11 @@ from bench_gan_step import count_flops, measure_peak
 from random_split import RandomSplit
 
 from bench.config import load_config
-from bench.gan import GANMethod, GANTrainer, Sampler
-from bench.gan.losses import Batch, Terms, total
-from bench.gan.recipe import ema_decay_at
-from bench.gan.trainer import frozen
 from bench.registry import create_method
+from bench.train.gan import GANMethod, GANTrainer, Sampler
+from bench.train.gan.losses import Batch, Terms, total
+from bench.train.gan.recipe import ema_decay_at
+from bench.train.gan.trainer import frozen
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 PRESETS = ["quick", "standard"]

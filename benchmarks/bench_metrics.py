@@ -1,4 +1,4 @@
-"""Pooled pixel AUC and AP: streaming histogram (bench.metrics) vs sklearn on the same pixels.
+"""Pooled pixel AUC and AP: streaming histogram (bench.evaluate.metrics) vs sklearn on the same pixels.
 
 Run with ``python -m pytest benchmarks/bench_metrics.py``. Both paths score the same 200 maps of
 256x256 (13.1M pixels, normalized per image): AUC against ``sklearn.metrics.roc_auc_score``, AP
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from bench import metrics as M
+from bench.evaluate import metrics as M
 
 N_IMAGES, SIZE = 200, 256
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,9 +14,9 @@ import pytest
 from records.record_factory import write_runs
 from stub_run import STUBS
 
-import bench.cli
-from bench import exits
-from bench.cli import main
+import bench.cli.main
+from bench.cli import exits
+from bench.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +27,9 @@ RUN_SCRIPT = (
 import signal, sys, time
 from pathlib import Path
 import numpy as np, torch
-import bench.classifier, bench.pipeline
+import bench.evaluate.judge, bench.pipeline
 from bench import Method, register_method
-from bench.cli import main
+from bench.cli.main import main
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, even when started in the background
 
@@ -38,7 +38,7 @@ signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, ev
     + """
 
 register_method("t_identity")(Identity)
-bench.classifier.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
+bench.evaluate.protocol.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
 mode, ready, argv = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 if mode == "report":
     write_report = bench.pipeline.write_report
@@ -164,7 +164,7 @@ def test_status_4_unexpected_error_keeps_its_traceback(
     def broken(args: object) -> int:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(bench.cli, "cmd_list", broken)
+    monkeypatch.setattr(bench.cli.main, "cmd_list", broken)
     assert main(["list"]) == exits.UNEXPECTED
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == "Traceback (most recent call last):" and "RuntimeError: boom" in err
@@ -175,7 +175,7 @@ def test_status_130_on_keyboard_interrupt(monkeypatch: pytest.MonkeyPatch, capsy
     def interrupted(args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench.cli, "cmd_list", interrupted)
+    monkeypatch.setattr(bench.cli.main, "cmd_list", interrupted)
     assert main(["list"]) == exits.INTERRUPTED
     assert capsys.readouterr().err == "interrupted\n"
 

@@ -22,8 +22,8 @@ import pytest
 from records.record_factory import write_runs
 from stub_run import STUBS
 
-from bench import exits
-from bench.cli import main
+from bench.cli import exits
+from bench.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +31,9 @@ DRIVER = (
     r"""
 import json, os, sys, tempfile, traceback
 import matplotlib.pyplot, numpy as np, torch
-import bench.classifier, bench.data.inspect, bench.pipeline, bench.records, bench.score
+import bench.evaluate.judge, bench.data.inspect, bench.pipeline, bench.records, bench.evaluate.score
 from bench import Method, register_method
-from bench.cli import main
+from bench.cli.main import main
 from bench.registry import list_methods
 
 list_methods()  # imports every method once, before the forks
@@ -43,7 +43,7 @@ list_methods()  # imports every method once, before the forks
     + r"""
 
 register_method("t_identity")(Identity)
-bench.classifier.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
+bench.evaluate.protocol.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
 
 def attempt(argv, n_bytes):
     # main(argv) in a forked child; its stdout's reader reads n_bytes and closes (None: there is no reader)

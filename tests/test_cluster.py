@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.config import Config, to_dict
-from bench.launch import SUFFIX, tidy_links
-from bench.tracking import flatten, store_uri
+from bench.launch.submit import SUFFIX, tidy_links
+from bench.records.tracking import flatten, store_uri
 
 METHODS = "stargan,pillet"
 
@@ -76,9 +76,9 @@ def inprocess(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> dic
 
 def _plant_foreign_checkpoint(cfg: Config) -> Path:
     """A final.pt of another method where stargan's model goes: its training job must fail on it."""
-    from bench.checkpoint import save_checkpoint
     from bench.data import open_data
-    from bench.runner import FINAL, default_out_dir
+    from bench.train.checkpoint import save_checkpoint
+    from bench.train.runner import FINAL, default_out_dir
 
     data = open_data(cfg.data, progress=False)
     out = default_out_dir("stargan", cfg, data)
@@ -100,7 +100,7 @@ def test_local_launch_reports_a_failed_job_resumes_and_equals_the_in_process_run
     foreign = _plant_foreign_checkpoint(cfg)
     launch = _argv(cfg, runs, "--launcher", "submitit", "--cluster", "local")
 
-    assert main(launch) == 3  # a method failed (bench.exits.METHOD_FAILED)
+    assert main(launch) == 3  # a method failed (bench.cli.exits.METHOD_FAILED)
     run_dir, record = _record(runs)
     err = capsys.readouterr().err
     stargan, pillet = record["methods"]["stargan"], record["methods"]["pillet"]
@@ -189,7 +189,7 @@ def test_slurm_without_srun_points_to_the_local_cluster(
 
 def test_a_training_job_that_times_out_is_resubmitted_as_the_same_task() -> None:
     pytest.importorskip("submitit", reason="the [cluster] extra (submitit) is not installed")
-    from bench.launch_jobs import TrainJob
+    from bench.launch.jobs import TrainJob
 
     job = TrainJob()
     again = job.checkpoint("/runs/.0001_x.submitit", 3)
@@ -229,7 +229,7 @@ def _launch_dir(tmp_path: Path, outcomes: dict[str, dict[str, Any]]) -> Path:
 
 
 def test_a_job_without_outcome_is_reported_unfinished_with_its_log(tmp_path: Path) -> None:
-    from bench.launch_jobs import _trained, read_plan
+    from bench.launch.jobs import _trained, read_plan
 
     launch = _launch_dir(tmp_path, {"train-a-seed0": {"ok": True, "seconds": 3.0}})
     trained, table = _trained(launch, read_plan(launch), tmp_path / "0001_abc_x")
@@ -241,7 +241,7 @@ def test_a_job_without_outcome_is_reported_unfinished_with_its_log(tmp_path: Pat
 
 def test_the_evaluation_job_stops_on_a_failed_prepare_job_naming_its_log(tmp_path: Path) -> None:
     from bench.errors import BenchError
-    from bench.launch_jobs import evaluate_job
+    from bench.launch.jobs import evaluate_job
 
     launch = _launch_dir(tmp_path, {"prepare": {"ok": False, "error": "DataError: x.csv: bad", "seconds": 1.0}})
     with pytest.raises(BenchError, match=r"prepare job failed \(DataError: x.csv: bad\); log .*9_0_log.err"):

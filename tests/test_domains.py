@@ -1,4 +1,4 @@
-"""One convention for domains and RSNA names: bench.domains, used by the reader and the generator."""
+"""One convention for domains and RSNA names: bench.data.domains, used by the reader and the generator."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import bench
 import bench.method
-from bench import domains
-from bench.data import rsna, synth
+from bench.data import domains, rsna, synth
 from bench.data.rsna import read_labels
 
 

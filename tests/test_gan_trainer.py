@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.checkpoint import load_checkpoint
 from bench.config import to_dict
 from bench.errors import BenchError
-from bench.gan import CHECKPOINT_NAME, LOG_NAME, GANTrainer, Sampler, gradient_penalty
-from bench.gan.trainer import Reuse, pure
 from bench.method import TrainContext
 from bench.registry import create_method, list_methods
+from bench.train.checkpoint import load_checkpoint
+from bench.train.gan import CHECKPOINT_NAME, LOG_NAME, GANTrainer, Sampler, gradient_penalty
+from bench.train.gan.trainer import Reuse, pure
 
 ROOT = Path(__file__).resolve().parents[1]
 GAN_METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
@@ -35,8 +35,8 @@ import os, sys, time
 from pathlib import Path
 import torch
 torch.set_num_threads(1)
-import bench.gan as gan
-import bench.gan.trainer as gan_trainer
+import bench.train.gan as gan
+import bench.train.gan.trainer as gan_trainer
 from bench import TrainContext, create_method, load_config
 from bench.data import open_data
 

@@ -8,10 +8,10 @@ import pytest
 
 from bench.classifier import classifier_key
 from bench.config import Config, load_config
-from bench.gan import resume_identity
 from bench.identity import artifact_identity
 from bench.registry import create_method, get_method_class, list_methods
-from bench.runner import training_key
+from bench.train.gan import resume_identity
+from bench.train.runner import training_key
 
 DATA_HASH = "d0"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.metrics import lm_auc, localization_metrics, location_pairs, normalize_maps
+from bench.evaluate.metrics import lm_auc, localization_metrics, location_pairs, normalize_maps
 
 
 def brute_force(maps: np.ndarray, masks: np.ndarray, healthy: np.ndarray | None = None) -> float:
@@ -47,7 +47,7 @@ def test_matches_brute_force_with_ties(seed: int) -> None:
 
 
 def test_small_blocks_give_the_same_counts(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.metrics.location as location
+    import bench.evaluate.metrics.location as location
 
     maps, masks, healthy = random_case(11, n=9, size=8)
     whole = location.location_pairs(maps, masks, healthy)

@@ -1,10 +1,10 @@
-"""Tests of bench.markdown: table layout, escaping and the number formats."""
+"""Tests of bench.report.markdown: table layout, escaping and the number formats."""
 
 from __future__ import annotations
 
 import math
 
-from bench.markdown import fmt, interval, markdown_table, number, signed
+from bench.report.markdown import fmt, interval, markdown_table, number, signed
 
 
 def test_markdown_table_layout_and_escaping() -> None:

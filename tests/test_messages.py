@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.checkpoint import load_checkpoint
-from bench.cli import main
+from bench.cli.main import main
 from bench.errors import BenchError
-from bench.gan import LOG_NAME
 from bench.method import TrainContext
 from bench.registry import create_method
+from bench.train.checkpoint import load_checkpoint
+from bench.train.gan import LOG_NAME
 
 
 class _Payload:

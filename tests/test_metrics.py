@@ -1,4 +1,4 @@
-"""Known-answer tests of bench.metrics (SPEC section 3)."""
+"""Known-answer tests of bench.evaluate.metrics (SPEC section 3)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from bench import metrics as M
+from bench.evaluate import metrics as M
 
 
 def _box_case() -> tuple[np.ndarray, np.ndarray]:

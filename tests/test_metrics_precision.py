@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score
 
-from bench import metrics as M
+from bench.evaluate import metrics as M
 
 
 def _box_masks() -> np.ndarray:

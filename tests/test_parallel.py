@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import torch
 
-from bench import parallel, registry
+from bench import registry
 from bench.config import Config
 from bench.errors import BenchError
 from bench.method import Method
 from bench.pipeline import run_benchmark
+from bench.train import parallel
 
 METHODS = "stargan,vagan,chexnet_cam"
 
@@ -118,7 +119,7 @@ def test_torch_threads_restores_the_count() -> None:
 
 
 def test_cli_rejects_zero_jobs_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from bench.cli import main
+    from bench.cli.main import main
 
     assert main(["run", "--preset", "smoke", "--jobs", "0", "--out", str(tmp_path / "runs")]) == 2
     assert "--jobs must be at least 1" in capsys.readouterr().err
@@ -163,7 +164,7 @@ def _die(name: str, table: dict[str, Any], progress: bool) -> parallel.Trained:
 _ORPHAN_PARENT = """
 import multiprocessing, os, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from bench.parallel import die_with_parent
+from bench.train.parallel import die_with_parent
 
 if __name__ == "__main__":
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),

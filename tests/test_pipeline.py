@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
-import bench.classifier
+import bench.evaluate.judge
 import bench.registry as registry
-from bench import Method, exits, register_method
-from bench.cli import main
+from bench import Method, register_method
+from bench.cli import exits
+from bench.cli.main import main
 from bench.config import Config
 from bench.errors import BenchError
-from bench.evaluate import (
+from bench.evaluate.protocol import (
     MethodEval,
     Outputs,
     localization_figures,
@@ -70,7 +71,7 @@ class _Judge:
 def test_methods(monkeypatch: pytest.MonkeyPatch):
     register_method("t_identity")(_Identity)
     register_method("t_broken")(_Broken)
-    monkeypatch.setattr(bench.classifier, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
+    monkeypatch.setattr(bench.evaluate.judge, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
     yield
     registry._REGISTRY.pop("t_identity", None)
     registry._REGISTRY.pop("t_broken", None)
@@ -230,7 +231,7 @@ def test_smoke_run_of_every_method(smoke_cfg: Config, tmp_path: Path) -> None:
 
 
 def test_seeds_and_paper_figures_in_report(smoke_cfg: Config, tmp_path: Path, test_methods) -> None:
-    from bench.report import render
+    from bench.report.document import render
 
     result = run_benchmark("t_identity", smoke_cfg, n_seeds=2, runs_root=tmp_path / "runs", progress=False)
     assert result.record["seeds"] == [smoke_cfg.train.seed, smoke_cfg.train.seed + 1]
@@ -249,7 +250,7 @@ def test_finished_model_reused_only_for_the_same_settings(
     import copy
 
     from bench.errors import BenchError
-    from bench.runner import train_method
+    from bench.train.runner import train_method
 
     _, out = train_method("t_identity", smoke_cfg, smoke_data, tmp_path / "m", progress=False)
     assert (out / "final.pt").is_file()
@@ -342,7 +343,7 @@ def test_resolve_methods_and_references(smoke_data, fake_references) -> None:
 
 
 def test_randomization_rho_known_answers(smoke_cfg: Config, smoke_data, test_methods) -> None:
-    from bench.evaluate import collect_outputs, randomization_figure
+    from bench.evaluate.protocol import collect_outputs, randomization_figure
 
     method = _Identity(smoke_cfg, "cpu")
     out = collect_outputs(method, smoke_data.test, None, smoke_cfg.eval, progress=False)
@@ -434,7 +435,7 @@ def test_seed_mean_ci_resamples_the_same_images(smoke_cfg: Config) -> None:
     """With several seeds the CI is that of the seed mean: resample r draws the same images for every
     seed, so two seeds whose values differ by a constant give the single-seed CI shifted by half of it
     (averaging the seeds' own bounds would give the same here, so the anti-correlated case follows)."""
-    from bench.evaluate import _add
+    from bench.evaluate.protocol import _add
     from bench.records.build import MethodRun, summarize
 
     rng = np.random.default_rng(0)

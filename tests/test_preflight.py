@@ -11,7 +11,7 @@ import pytest
 
 import bench.data
 import bench.pipeline
-from bench.cli import main
+from bench.cli.main import main
 from bench.data.rsna import read_labels, split_patients
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "data"))
@@ -148,9 +148,9 @@ def test_training_needs_both_domains(tmp_path: Path, capsys, monkeypatch: pytest
     root = make_rsna(tmp_path / "rsna", 10, 10)
     for h in (root / "stage_2_train_images").glob("h*.dcm"):
         h.unlink()
-    import bench.runner
+    import bench.train.runner
 
-    monkeypatch.setattr(bench.runner, "train_method", lambda *a, **k: pytest.fail("training started"))
+    monkeypatch.setattr(bench.train.runner, "train_method", lambda *a, **k: pytest.fail("training started"))
     assert (
         main(
             ["train", "--method", "stargan", "--preset", "smoke", "--data", str(root), "--out", str(tmp_path / "ckpt")]

@@ -11,9 +11,10 @@ import pytest
 import torch
 from tqdm import tqdm
 
-from bench import parallel, progress
+from bench import progress
 from bench.errors import BenchError
 from bench.progress import PlainBar
+from bench.train import parallel
 
 ROOT = Path(__file__).resolve().parents[1]
 

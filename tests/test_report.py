@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.figure import Example, Figure, RocCurve, figure_kind
-from bench.report import (
+from bench.evaluate.figure import Example, Figure, RocCurve, figure_kind
+from bench.report.document import (
     ARUN_AUPRC,
     HIT_RATE_NOTE,
     ORACLE,
@@ -192,7 +192,7 @@ def test_unknown_metric_has_no_direction() -> None:
 
 
 def test_oracle_sentence_warns_when_a_prior_beats_it() -> None:
-    from bench.report import oracle_sentence
+    from bench.report.document import oracle_sentence
 
     methods = dict(METHODS)
     methods["t_ref_prior"] = _entry((0.97, 0.96, 0.98), (0.80, 0.78, 0.82), reference=True)

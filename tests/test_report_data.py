@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-import bench.classifier
+import bench.evaluate.judge
 from bench import Method, register_method, registry
-from bench.cli import main
+from bench.cli.main import main
 from bench.data.rsna import read_labels, split_patients
 
 
@@ -48,7 +48,7 @@ class _Judge:
 @pytest.fixture()
 def identity(monkeypatch: pytest.MonkeyPatch):
     register_method("t_report_identity")(_Identity)
-    monkeypatch.setattr(bench.classifier, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
+    monkeypatch.setattr(bench.evaluate.judge, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
     yield
     registry._REGISTRY.pop("t_report_identity", None)
 
@@ -103,7 +103,7 @@ def test_nan_width_row_and_missing_image_are_in_the_report(
 
 
 def test_section_lists_the_first_ten_and_says_so() -> None:
-    from bench.report_data import data_problems_section
+    from bench.data.problems import data_problems_section
 
     problems = [{"file": "a.csv", "row": i, "reason": "bad"} for i in range(2, 22)]
     record = {"data": {"skipped": 25, "missing": 0, "problems": problems, "missing_images": []}}

@@ -22,9 +22,9 @@ RUN_SCRIPT = (
 import datetime as dt, os, signal, sys, time
 from pathlib import Path
 import numpy as np, torch
-import bench.classifier, bench.pipeline, bench.report
+import bench.evaluate.judge, bench.pipeline, bench.report.document
 from bench import Method, register_method
-from bench.cli import main
+from bench.cli.main import main
 
 data_root, out, barrier, n_runs, mode = sys.argv[1:]
 
@@ -37,7 +37,7 @@ class Clock(dt.datetime):
     def now(cls, tz=None): return dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 
 register_method("t_identity")(Identity)
-bench.classifier.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
+bench.evaluate.protocol.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
 bench.pipeline.datetime = Clock
 write_report = bench.pipeline.write_report
 
@@ -110,7 +110,7 @@ def test_killed_report_stage_is_cleaned_by_the_next_run(script: Path, smoke_cfg,
 
 def test_reservations_under_threads_are_distinct(tmp_path: Path) -> None:
     """Many runs reserving at once in one second all get their own number and folder."""
-    from bench import rundir
+    from bench.records import rundir
 
     now = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
     start = threading.Barrier(8)
@@ -134,7 +134,7 @@ def test_reservations_under_threads_are_distinct(tmp_path: Path) -> None:
 
 
 def test_live_and_foreign_temporaries_are_kept(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from bench import rundir
+    from bench.records import rundir
 
     live = tmp_path / f".0001_nogit_20240501T120000Z.pid{os.getppid()}.tmp"
     legacy = tmp_path / ".0002_nogit_20240501T120000Z.tmp"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bench.figure import Figure
-from bench.score import summary_json
+from bench.evaluate.figure import Figure
+from bench.evaluate.score import summary_json
 
 
 def test_summary_json_headline_keys() -> None:
@@ -30,7 +30,7 @@ def test_summary_json_headline_keys() -> None:
 def test_a_fixed_map_for_every_image_scores_one_half(smoke_cfg, smoke_data) -> None:
     import numpy as np
 
-    from bench.score import score_maps
+    from bench.evaluate.score import score_maps
 
     fixed = np.random.default_rng(0).random((40, 40)).astype(np.float32)
     ids = list(smoke_data.cache.patient_ids)

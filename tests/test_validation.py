@@ -9,7 +9,7 @@ import pytest
 
 import bench.data
 import bench.pipeline
-from bench.cli import main
+from bench.cli.main import main
 from bench.config import load_config
 from bench.errors import ConfigError
 

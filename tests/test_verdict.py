@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.evaluate import MethodEval
+from bench.evaluate.protocol import MethodEval
+from bench.evaluate.verdict import leaderboard, next_preset, paired_difference, rank_agreement
 from bench.records.build import MethodRun
-from bench.verdict import leaderboard, next_preset, paired_difference, rank_agreement
 
 R = 400
 
@@ -121,7 +121,7 @@ def test_report_renders_the_verdict(tmp_path) -> None:
     entries = {"good": _entry(stats["good"], (0.8, 0.7, 0.9)), "blind": _entry(stats["blind"], (0.8, 0.7, 0.9))}
     record = _record(entries)
     add_verdict(record, [_run(n, [s]) for n, s in stats.items()])
-    from bench.report_verdict import verdict_section
+    from bench.report.verdict import verdict_section
 
     text = "\n\n".join(verdict_section(record))
     assert "| 1 | good |" in text

@@ -5,16 +5,11 @@ methods and, as the Table 1 evaluator, by the engine.
 - :mod:`bench.classifier.weights`: export, user weights (``weights_only=True`` / safetensors, 2-class
   heads) and :func:`load_classifier`.
 - :mod:`bench.classifier.train`: the trainer (balanced sampling, augmentation, early stopping on tune).
-- :mod:`bench.classifier.store`: one trained classifier per key, shared by all its users.
-- :mod:`bench.classifier.judge`: the evaluator (Youden threshold on tune, AUC on test).
+- :mod:`bench.classifier.shared`: one trained classifier per key, shared by all its users.
+
+The classifier as Table 1's judge is :mod:`bench.evaluate.judge`.
 """
 
-from bench.classifier.judge import (
-    Evaluator,
-    build_evaluator,
-    fixed_threshold,
-    get_evaluator,
-)
 from bench.classifier.model import (
     ARCH,
     DenseNetClassifier,
@@ -23,7 +18,7 @@ from bench.classifier.model import (
     dataset_logits,
     predict_logits,
 )
-from bench.classifier.store import ClassifierBundle, classifier_store, obtain_classifier
+from bench.classifier.shared import ClassifierBundle, classifier_store, obtain_classifier
 from bench.classifier.train import (
     ClassifierTrainer,
     TrainOutcome,
@@ -42,17 +37,13 @@ __all__ = [
     "ClassifierBundle",
     "ClassifierTrainer",
     "DenseNetClassifier",
-    "Evaluator",
     "TrainOutcome",
     "auc_or_nan",
     "build_classifier",
-    "build_evaluator",
     "classifier_key",
     "classifier_store",
     "dataset_logits",
     "export_weights",
-    "fixed_threshold",
-    "get_evaluator",
     "load_classifier",
     "load_user_classifier",
     "load_weights",

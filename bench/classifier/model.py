@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from bench.data.dataset import RSNADataset
-from bench.domains import PNEUMONIA
+from bench.data.domains import PNEUMONIA
 
 ARCH = "densenet121"
 

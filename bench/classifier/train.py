@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.classifier.model import (
     ARCH,
     DenseNetClassifier,
@@ -42,10 +41,11 @@ from bench.classifier.model import (
 from bench.classifier.weights import export_weights
 from bench.config import Config, to_dict
 from bench.data.dataset import RSNADataset
-from bench.domains import DOMAIN_CODES, PNEUMONIA
+from bench.data.domains import DOMAIN_CODES, PNEUMONIA
 from bench.errors import BenchError
 from bench.identity import artifact_identity
 from bench.progress import bar as progress_bar
+from bench.train.checkpoint import load_checkpoint, save_checkpoint
 
 CHECKPOINT_KIND = "lesionbench.classifier.train"
 MAX_ROTATE_DEG = 5.0

@@ -13,10 +13,10 @@ from typing import Any
 
 import torch
 
-from bench.checkpoint import load_checkpoint
 from bench.classifier.model import ARCH, DenseNetClassifier, build_classifier, place
-from bench.domains import HEALTHY, PNEUMONIA
+from bench.data.domains import HEALTHY, PNEUMONIA
 from bench.errors import BenchError
+from bench.train.checkpoint import load_checkpoint
 
 WEIGHTS_KIND = "lesionbench.classifier"
 

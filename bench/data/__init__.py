@@ -10,8 +10,8 @@ import numpy as np
 
 from bench.config import DataConfig
 from bench.data.cache import Cache, lesionbench_home, prepare_cache
+from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA
 from bench.data.rsna import Labels, Problem, read_labels, split_patients
-from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
 
 if TYPE_CHECKING:
     from bench.data.dataset import RSNADataset

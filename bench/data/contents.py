@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from bench.data.dicom import read_dicom, resize_area, resize_area_float
+from bench.data.domains import EXCLUDED
 from bench.data.rsna import LIFT_SCALE, Labels, Layout, Patient, Problem, boxes_xyxy
-from bench.domains import EXCLUDED
 from bench.errors import DataError
 
 CACHE_VERSION = 3  # 3: lesion-free twins (twins.npy) and masks from the lesion lift

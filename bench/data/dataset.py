@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bench.data.cache import Cache
-from bench.metrics import rasterize_boxes
+from bench.evaluate.metrics import rasterize_boxes
 
 
 def to_unit(images: np.ndarray) -> torch.Tensor:

@@ -11,8 +11,8 @@ from bench.atomic import atomic_write_figure
 from bench.config import DataConfig
 from bench.data import PreparedData, RSNADataset, split_counts
 from bench.data.dicom import read_header
+from bench.data.domains import PNEUMONIA
 from bench.data.rsna import CLASSES, Labels, read_labels, split_patients, unlabelled_images
-from bench.domains import PNEUMONIA
 from bench.errors import DataError
 from bench.progress import bar
 

@@ -2,7 +2,7 @@
 
 The prior is the mean box mask of the training split's Pneumonia patients; it is scored on the
 test split's Pneumonia patients with the suite's own split (:func:`bench.data.rsna.split_patients`)
-and rasterization (:func:`bench.metrics.rasterize_boxes`). Only the two CSVs are read, so it runs
+and rasterization (:func:`bench.evaluate.metrics.rasterize_boxes`). Only the two CSVs are read, so it runs
 on a folder without images, in seconds: what a map that never looks at an image scores on this
 data, the level below which a pooled figure says nothing about lesions.
 """
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import metrics
 from bench.config import DataConfig, EvalConfig
+from bench.data.domains import PNEUMONIA
 from bench.data.rsna import Patient, boxes_xyxy, read_labels, split_patients
-from bench.domains import PNEUMONIA
 from bench.errors import BenchError
-from bench.figure import Figure
+from bench.evaluate import metrics
+from bench.evaluate.figure import Figure
 
 RSNA_IMAGE_SIZE = 1024
 """Rows and columns of every RSNA Pneumonia Detection Challenge DICOM: the boxes' pixel frame."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.domains import (
+from bench.data.domains import (
     CLASS_COLUMNS,
     CLASS_FILES,
     CLASSES,
@@ -58,7 +58,7 @@ class Patient:
 
     patient_id: str
     cls: str
-    domain: int  # HEALTHY, PNEUMONIA or EXCLUDED (bench.domains)
+    domain: int  # HEALTHY, PNEUMONIA or EXCLUDED (bench.data.domains)
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)  # x, y, w, h
     rows: list[int] = field(default_factory=list)  # CSV line numbers of the boxes
 

@@ -65,8 +65,7 @@ from pydicom.uid import JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate
 from scipy import ndimage
 
 from bench.data import rsna_stats
-from bench.data.rsna import LIFT_DIR, LIFT_SCALE
-from bench.domains import (
+from bench.data.domains import (
     CLASS_COLUMNS,
     CLASS_FILES,
     IMAGE_DIRS,
@@ -77,6 +76,7 @@ from bench.domains import (
     NORMAL,
     NOT_NORMAL,
 )
+from bench.data.rsna import LIFT_DIR, LIFT_SCALE
 from bench.errors import BenchError
 from bench.progress import bar
 
@@ -84,7 +84,7 @@ GENERATOR_NAME = "lesionbench-synth"
 GENERATOR_VERSION = 2  # 2: lesion lifts (lesion-free twins) in synthetic_lesion_lift/
 
 # The random stream of each class (part of every image's seed). Not a domain code (those are
-# bench.domains.HEALTHY and PNEUMONIA): only a fixed number per class, kept so that the data stay the same.
+# bench.data.domains.HEALTHY and PNEUMONIA): only a fixed number per class, kept so that the data stay the same.
 CLASS_STREAMS = {LUNG_OPACITY: 0, NORMAL: 1, NOT_NORMAL: 2}
 
 LABELS_CSV = LABEL_FILES[0]

@@ -4,7 +4,7 @@ One module per job: :mod:`~bench.records.schema` (the record format, its checks,
 writing), :mod:`~bench.records.store` (run folders and baselines), :mod:`~bench.records.provenance`
 (git state, versions, device), :mod:`~bench.records.likeness` (whether a run is like its baseline),
 :mod:`~bench.records.compare` (the regression gate) and
-:mod:`~bench.records.history` (a metric across runs). The command-line side lives in :mod:`bench.cli`.
+:mod:`~bench.records.history` (a metric across runs). The command-line side lives in :mod:`bench.cli.main`.
 """
 
 from __future__ import annotations

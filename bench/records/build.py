@@ -1,7 +1,7 @@
 """A run's record and per-image table, built from the methods' evaluations.
 
 The record is the one stored result of a run (``record.json``); the report and ``compare`` read
-it. Each metric entry is a :class:`bench.figure.Figure` in JSON form plus its spread over seeds.
+it. Each metric entry is a :class:`bench.evaluate.figure.Figure` in JSON form plus its spread over seeds.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import metrics, verdict
 from bench.config import Config, config_hash, to_dict
 from bench.data import PreparedData
-from bench.device import resolve_device
-from bench.domains import DOMAINS, HEALTHY, PNEUMONIA
-from bench.evaluate import MethodEval
-from bench.figure import Figure
+from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA
+from bench.data.problems import data_problems
+from bench.evaluate import metrics, verdict
+from bench.evaluate.figure import Figure
+from bench.evaluate.protocol import MethodEval
 from bench.records.provenance import device_description, versions
 from bench.records.schema import SCHEMA
-from bench.report_data import data_problems
+from bench.train.device import resolve_device
 
 
 @dataclass

@@ -35,11 +35,11 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.markdown import MISSING, interval, markdown_table, number, signed
 from bench.records.gate import Gate, Rule, gate_in_force
 from bench.records.likeness import check_like, config_warnings
 from bench.records.provenance import short_commit
 from bench.records.schema import check_record, ci_of
+from bench.report.markdown import MISSING, interval, markdown_table, number, signed
 
 MIN_PAIRS = 5
 """Fewest paired images for the paired bootstrap; below it the baseline-CI test is used."""
@@ -129,7 +129,7 @@ def _noise_test(
 ) -> tuple[bool | None, str]:
     """Whether a bad move is beyond noise (None: no test possible) and a short explanation."""
     if pairs is not None and len(pairs) >= MIN_PAIRS:
-        from bench.metrics import paired_bootstrap_diff_ci
+        from bench.evaluate.metrics import paired_bootstrap_diff_ci
 
         lo, hi = paired_bootstrap_diff_ci(
             pairs["value_base"].to_numpy(), pairs["value_run"].to_numpy(), n_resamples=n_resamples, seed=seed

@@ -15,11 +15,11 @@ import pandas as pd
 
 from bench.atomic import atomic_write_figure
 from bench.errors import BenchError
-from bench.markdown import MISSING, interval, markdown_table, number
 from bench.records.likeness import preset_of
 from bench.records.provenance import short_commit
 from bench.records.schema import ci_of
 from bench.records.store import DEFAULT_RUNS, _run_dirs, load_record
+from bench.report.markdown import MISSING, interval, markdown_table, number
 
 HISTORY_COLUMNS = [
     "run_id",

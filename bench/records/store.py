@@ -63,9 +63,9 @@ def _run_dirs(runs_root: Path) -> list[Path]:
 
 def next_run_dir(runs_root: Path, commit: str | None, dirty: bool, now: datetime) -> Path:
     """Path the next run folder would take (one more than the highest number under ``runs_root``),
-    named by :func:`bench.rundir.run_name`; runs themselves reserve their number atomically with
-    :func:`bench.rundir.reserve`."""
-    from bench.rundir import run_name
+    named by :func:`bench.records.rundir.run_name`; runs themselves reserve their number atomically with
+    :func:`bench.records.rundir.reserve`."""
+    from bench.records.rundir import run_name
 
     numbers = [_run_number(p.name) or 0 for p in _run_dirs(Path(runs_root))]
     return Path(runs_root) / run_name(max(numbers, default=0) + 1, commit, dirty, now)

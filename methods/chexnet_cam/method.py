@@ -1,7 +1,7 @@
 """CheXNet-CAM (the paper's baseline) and CheXNet-IG (a saliency baseline beyond the paper).
 
 Both explain the Pneumonia logit of the one shared DenseNet-121 classifier
-(:mod:`bench.classifier`, published in the store of :mod:`bench.classifier.store`) and
+(:mod:`bench.classifier`, published in the store of :mod:`bench.classifier.shared`) and
 translate nothing.
 
 - ``chexnet_cam``: captum ``LayerGradCam`` on ``features.norm5`` (BatchNorm + ReLU, the final

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bench.gan import Batch, Network, Terms, l1
 from bench.registry import register_method
+from bench.train.gan import Batch, Network, Terms, l1
 from methods.pillet.networks import PilletGenerator
 from methods.stargan.method import N_DOMAINS, StarGAN, StarGANParams
 from methods.stargan.networks import check_size

@@ -15,8 +15,8 @@ import torch
 from skimage.filters import sobel
 
 from bench.errors import BenchError
+from bench.evaluate.metrics import rasterize_boxes
 from bench.method import PNEUMONIA, Method, TrainContext
-from bench.metrics import rasterize_boxes
 from bench.registry import register_method
 
 

@@ -3,7 +3,7 @@
 Critic: -mean D_src(x) + mean D_src(G(x,t)) + lambda_cls CE(D_cls(x), o) + lambda_gp GP.
 Generator: -mean D_src(G(x,t)) + lambda_cls CE(D_cls(G(x,t)), t) + lambda_rec |x - G(G(x,t), o)|_1.
 (With ``train.gan_loss = "r1"`` the adversarial terms and the penalty are the shared trainer's
-non-saturating loss and R1 penalty instead; see :class:`bench.gan.GANMethod`.)
+non-saturating loss and R1 penalty instead; see :class:`bench.train.gan.GANMethod`.)
 The target t is drawn uniformly per sample (so about half the samples keep their domain).
 """
 
@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
 from bench.method import DOMAINS
 from bench.registry import register_method
+from bench.train.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
 from methods.stargan.networks import StarGANDiscriminator, StarGANGenerator, check_size, critic_depth
 
 N_DOMAINS = len(DOMAINS)

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 
 from bench import progress
-from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.config import Config
 from bench.data.dataset import RSNADataset
 from bench.errors import BenchError, ConfigError
 from bench.identity import artifact_identity
 from bench.method import Method, TrainContext
 from bench.registry import register_method
+from bench.train.checkpoint import load_checkpoint, save_checkpoint
 from methods.supervised.losses import box_bce
 from methods.supervised.networks import BoxUNet
 

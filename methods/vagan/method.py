@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from bench.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
 from bench.method import HEALTHY, PNEUMONIA
 from bench.registry import register_method
+from bench.train.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
 from methods.stargan.networks import check_size
 from methods.vagan.networks import MapUNet, VACritic
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import bench.classifier.judge as ev
+import bench.evaluate.judge as ev
 from bench import classifier as clf
 from bench.config import Config
 from bench.data import PreparedData
@@ -60,7 +60,7 @@ def test_trains_then_reuses(
     assert Path(info["path"]).is_file() and Path(info["path"]).is_relative_to(tmp_path)
 
     ev._MEMO.clear()
-    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.shared.train_classifier", _no_training)
     again = ev.get_evaluator(cfg, smoke_data, cache_dir=tmp_path, progress=False)
     assert again.describe()["source"] == "reused" and again.threshold == judge.threshold
     np.testing.assert_array_equal(again.probs(x), p)
@@ -83,7 +83,7 @@ def test_another_input_size_trains_another_classifier(
 def test_user_weights(
     smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.shared.train_classifier", _no_training)
     model = clf.build_classifier(3, size=32).eval()
     path = tmp_path / "chexnet.safetensors"
     save_file(clf.export_weights(model), str(path))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.checkpoint import load_checkpoint
 from bench.classifier import export_weights, train_classifier
 from bench.classifier.train import augment, balanced_indices
 from bench.config import Config
 from bench.data import PreparedData
 from bench.errors import BenchError
+from bench.train.checkpoint import load_checkpoint
 
 
 def test_resume_gives_the_same_classifier(smoke_cfg: Config, smoke_data: PreparedData, tmp_path: Path) -> None:

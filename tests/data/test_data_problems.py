@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from dicom_factory import gradient, write_dicom
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.data.rsna import read_labels
 
 HEADER_L = "patientId,x,y,width,height,Target\n"

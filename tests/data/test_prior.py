@@ -12,9 +12,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from bench.config import DataConfig, EvalConfig
+from bench.data.domains import PNEUMONIA
 from bench.data.prior import box_masks, labels_prior
 from bench.data.rsna import read_labels, split_patients
-from bench.domains import PNEUMONIA
 
 
 def write_csvs(root: Path, n: int = 200, seed: int = 0) -> None:

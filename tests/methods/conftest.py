@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from bench.config import Config, load_config
-from bench.gan import Batch, GANMethod, GANTrainer, Sampler, total
 from bench.registry import create_method
+from bench.train.gan import Batch, GANMethod, GANTrainer, Sampler, total
 
 
 @dataclass

@@ -123,7 +123,7 @@ def test_ig_positive_vs_abs(images: Callable[..., torch.Tensor]) -> None:
 def test_user_weights_skip_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "w.safetensors"
     save_file(clf.export_weights(clf.build_classifier(2, size=32)), str(path))
-    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.shared.train_classifier", _no_training)
     cfg = load_config("smoke", sets=["train.device='cpu'", f"classifier.weights={str(path)!r}"])
     method = create_method("chexnet_cam", cfg)
     fake = _FakeSplit()
@@ -214,7 +214,7 @@ def test_trains_above_chance_and_is_shared(
     print(f"held-out test AUC {test_auc:.3f}")
     assert test_auc >= 0.65, f"test AUC {test_auc:.3f} on {len(data.test)} held-out synthetic images"
 
-    monkeypatch.setattr("bench.classifier.store.train_classifier", _no_training)
+    monkeypatch.setattr("bench.classifier.shared.train_classifier", _no_training)
     ig = create_method("chexnet_ig", cfg)
     ig.fit(
         TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "ig", progress=False, classifier_store=store)

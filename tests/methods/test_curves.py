@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from bench import metrics
-from bench.checkpoint import load_checkpoint
 from bench.config import Config
 from bench.errors import ConfigError
-from bench.evaluate import resize_maps
-from bench.gan import LOG_NAME, GANTrainer, Sampler
-from bench.gan.curves import CurveProbe, curve_subset, is_due, kept_on_resume
-from bench.gan.losses import r1_penalty
-from bench.gan.recipe import FAST_CRITIC_LR_SCALE, ema_decay_at, resolve_recipe
+from bench.evaluate import metrics
+from bench.evaluate.protocol import resize_maps
 from bench.method import HEALTHY, PNEUMONIA, TrainContext
 from bench.registry import create_method
-from bench.report_curves import curve_sentences, flattening, learning_curves_figure
+from bench.report.curves import curve_sentences, flattening, learning_curves_figure
+from bench.train.checkpoint import load_checkpoint
+from bench.train.gan import LOG_NAME, GANTrainer, Sampler
+from bench.train.gan.curves import CurveProbe, curve_subset, is_due, kept_on_resume
+from bench.train.gan.losses import r1_penalty
+from bench.train.gan.recipe import FAST_CRITIC_LR_SCALE, ema_decay_at, resolve_recipe
 
 GAN_METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 KEYS = {
@@ -243,7 +243,7 @@ def test_flattening_rule_and_figure(tmp_path):
 
 def test_cli_train_judges_its_curves(smoke_cfg, tmp_path):
     """`python -m bench train` scores a translating method's curves with the evaluator (P→H share)."""
-    from bench.cli import main
+    from bench.cli.main import main
 
     out = tmp_path / "stargan"
     args = ["train", "--method", "stargan", "--preset", "smoke", "--data", smoke_cfg.data.root, "--out", str(out)]

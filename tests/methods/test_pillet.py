@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.gan import l1
 from bench.method import HEALTHY
+from bench.train.gan import l1
 from methods.pillet.networks import PilletGenerator
 
 pytestmark = pytest.mark.usefixtures("one_thread")

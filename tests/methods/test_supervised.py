@@ -13,10 +13,10 @@ import torch
 
 from bench.config import Config, load_config
 from bench.errors import BenchError, ConfigError
+from bench.evaluate.metrics import pooled_auc
 from bench.method import TrainContext
-from bench.metrics import pooled_auc
 from bench.registry import create_method
-from bench.report import beats_references, is_ceiling, oracle_sentence
+from bench.report.document import beats_references, is_ceiling, oracle_sentence
 from methods.supervised.losses import box_bce
 from methods.supervised.method import SupervisedCeiling, draw
 
@@ -153,7 +153,7 @@ def test_left_out_of_a_run_whose_tune_split_has_no_box() -> None:
 def test_trained_once_then_reused_from_the_cache(
     smoke_cfg: Config, smoke_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bench.runner import train_method
+    from bench.train.runner import train_method
 
     first, folder = train_method(NAME, smoke_cfg, smoke_data, progress=False)
     x = smoke_data.test.batch(np.arange(len(smoke_data.test)))["image"]
@@ -217,8 +217,8 @@ def test_a_ceiling_is_not_the_bar_a_method_must_beat() -> None:
 def test_trained_in_the_run_process_with_the_same_threads_whatever_jobs(smoke_cfg: Config) -> None:
     """``run --jobs N`` trains only non-reference methods in workers; the run's own process, which
     trains this reference, has the same thread count for any N, so its record does not depend on N."""
-    from bench.parallel import Layout, plan
     from bench.pipeline import Stopwatch, train_side_by_side
+    from bench.train.parallel import Layout, plan
 
     assert train_side_by_side([NAME], smoke_cfg, [0, 1], Layout(2, 1, 2), Stopwatch(), progress=False) == {}
     cpu = torch.device("cpu")

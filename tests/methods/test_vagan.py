@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.gan import Sampler, l1
 from bench.method import HEALTHY, PNEUMONIA
+from bench.train.gan import Sampler, l1
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from record_factory import write_runs
 
-from bench.cli import build_parser, main
-from bench.cli_records import add_record_commands
+from bench.cli.main import build_parser, main
+from bench.cli.records import add_record_commands
 from bench.errors import BenchError
 
 

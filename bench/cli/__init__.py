@@ -1,0 +1,1 @@
+"""The command line: ``python -m bench <command>``, its record commands and exit statuses."""

@@ -1,0 +1,181 @@
+"""The verdict of a run: which methods learned, which localize beyond the prior, and in what order.
+
+The leaderboard ranks methods by the location-matched AUC (``lm_auc``, SPEC 3.3), which any map
+that ignores the image scores at exactly 0.5. Every difference is a paired bootstrap: the same
+resamples of test images for every method (and, with several seeds, the seed mean of each
+resample), so a CI of a difference that holds 0 means the two cannot be told apart. A method that
+did not learn its task (a translation not judged Healthy more often than the untranslated images)
+or does not localize beyond the prior (lm_auc CI not above 0.5) is set apart as not trained far
+enough, never ranked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.evaluate.metrics.bootstrap import _percentile_ci
+
+HEADLINE = "lm_auc"
+PRESET_ORDER = ("smoke", "quick", "standard", "paper")
+EVALUATOR_MIN_AUC = 0.7
+"""A classifier-based map counts as trained when its classifier's test AUC reaches this (the
+report's threshold below which Table 1 says little)."""
+
+
+@dataclass
+class Difference:
+    """A paired bootstrap difference ``value`` [CI] of the headline against another row."""
+
+    other: str
+    value: float
+    ci: tuple[float, float]
+    tied: bool  # the CI holds 0
+    order_share: float | None = None  # with several seeds: share of seed x resample draws keeping the order
+
+
+@dataclass
+class Standing:
+    """One method on the leaderboard of one ground truth, or set apart with the reason."""
+
+    method: str
+    value: float | None
+    ci: tuple[float, float] | None
+    learned: bool | None  # None: the method has no task to check (neither translates nor classifies)
+    learned_evidence: str
+    beyond_prior: bool
+    rank: int | None = None
+    to_next: Difference | None = None
+    to_reference: Difference | None = None
+    trained_far_enough: bool = True
+    next_preset: str | None = None
+
+
+@dataclass
+class Leaderboard:
+    """The ranked standings against one truth (``prefix`` "" boxes, "mask_" exact masks)."""
+
+    prefix: str
+    metric: str
+    best_reference: str | None
+    ranked: list[Standing] = field(default_factory=list)
+    set_apart: list[Standing] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form stored in the run record."""
+        return asdict(self)
+
+
+def _seed_stats(run: Any, metric: str) -> np.ndarray | None:
+    """``(seeds, resamples)`` bootstrap statistics of a metric, None when a seed lacks them."""
+    stats = [ev.resamples.get(metric) for ev in run.evals]
+    if not stats or any(s is None for s in stats):
+        return None
+    return np.stack([np.asarray(s, dtype=np.float64) for s in stats])
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, other: str, value: float) -> Difference:
+    """The difference a - b of two rows from their per-seed resample statistics (same image draws)."""
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    lo, hi = _percentile_ci(diff, 0.05)
+    share = None
+    if a.shape[0] > 1:
+        keep = np.sign(value) * (a - b)
+        finite = np.isfinite(keep)
+        share = float((keep[finite] > 0).mean()) if finite.any() else None
+    return Difference(other, float(value), (lo, hi), bool(lo <= 0.0 <= hi), share)
+
+
+def _learned(entry: dict[str, Any], untranslated: dict[str, Any], evaluator: dict[str, Any]) -> tuple[bool | None, str]:
+    """Whether a method learned its task, with the evidence as a phrase."""
+    metrics = entry["metrics"]
+    acc, base = metrics.get("accuracy_p2h"), untranslated.get("accuracy_p2h")
+    if acc and acc.get("ci") and base and base.get("ci"):
+        ok = acc["ci"][0] > base["ci"][1]
+        relation = "above" if ok else "not above"
+        return ok, (
+            f"P→H judged Healthy {100 * acc['value']:.1f}% [{100 * acc['ci'][0]:.1f}, {100 * acc['ci'][1]:.1f}], "
+            f"CI {relation} the untranslated images' {100 * base['value']:.1f}% "
+            f"[{100 * base['ci'][0]:.1f}, {100 * base['ci'][1]:.1f}]"
+        )
+    if entry.get("uses_classifier") and evaluator.get("test_auc") is not None:
+        auc = float(evaluator["test_auc"])
+        ok = auc >= EVALUATOR_MIN_AUC
+        return ok, f"its classifier's test AUC {auc:.3f} {'reaches' if ok else 'is below'} {EVALUATOR_MIN_AUC}"
+    return None, "no task beyond the map to check"
+
+
+def next_preset(preset: str) -> str | None:
+    """The next longer preset, the one to try when a method was not trained far enough."""
+    if preset in PRESET_ORDER[:-1]:
+        return PRESET_ORDER[PRESET_ORDER.index(preset) + 1]
+    return None
+
+
+def leaderboard(runs: list[Any], record: dict[str, Any], prefix: str = "") -> Leaderboard | None:
+    """The leaderboard of the headline against one truth, from the runs' resamples and the record."""
+    metric = prefix + HEADLINE
+    entries = record["methods"]
+    stats = {r.name: _seed_stats(r, metric) for r in runs if r.error is None and r.evals}
+    stats = {n: s for n, s in stats.items() if s is not None and entries[n]["metrics"].get(metric)}
+    refs = [n for n in stats if entries[n].get("reference") and not entries[n].get("ceiling")]
+    methods = [n for n in stats if not entries[n].get("reference")]
+    if not methods:
+        return None
+    value = {n: entries[n]["metrics"][metric]["value"] for n in stats}
+    best_ref = max((n for n in refs if value[n] is not None), key=lambda n: value[n], default=None)
+    board = Leaderboard(prefix, metric, best_ref)
+    untranslated = record["evaluator"].get("untranslated", {})
+    following = next_preset(record["config"]["preset"])
+    for name in sorted(methods, key=lambda n: -(value[n] if value[n] is not None else -np.inf)):
+        fig = entries[name]["metrics"][metric]
+        ci = tuple(fig["ci"]) if fig.get("ci") else None
+        learned, evidence = _learned(entries[name], untranslated, record["evaluator"])
+        beyond = ci is not None and ci[0] > 0.5
+        standing = Standing(name, value[name], ci, learned, evidence, beyond)
+        if best_ref is not None and value[name] is not None:
+            standing.to_reference = paired_difference(
+                stats[name], stats[best_ref], best_ref, value[name] - value[best_ref]
+            )
+        if learned is False or not beyond:
+            standing.trained_far_enough, standing.next_preset = False, following
+            board.set_apart.append(standing)
+        else:
+            board.ranked.append(standing)
+    for k, standing in enumerate(board.ranked):
+        standing.rank = k + 1
+        if k + 1 < len(board.ranked):
+            nxt = board.ranked[k + 1].method
+            standing.to_next = paired_difference(
+                stats[standing.method], stats[nxt], nxt, value[standing.method] - value[nxt]
+            )
+    return board
+
+
+def rank_agreement(record: dict[str, Any], other: dict[str, Any], metric: str = HEADLINE) -> dict[str, Any] | None:
+    """Kendall's tau between two records' orders of their common methods on ``metric`` (None under 3)."""
+    from scipy.stats import kendalltau
+
+    def values(rec: dict[str, Any]) -> dict[str, float]:
+        return {
+            n: m["metrics"][metric]["value"]
+            for n, m in rec["methods"].items()
+            if m.get("status") == "ok"
+            and not m.get("reference")
+            and (m["metrics"].get(metric) or {}).get("value") is not None
+        }
+
+    a, b = values(record), values(other)
+    common = sorted(set(a) & set(b))
+    if len(common) < 3:
+        return None
+    tau = kendalltau([a[n] for n in common], [b[n] for n in common]).statistic
+    return {
+        "metric": metric,
+        "other_run": other.get("run_id"),
+        "other_preset": other.get("config", {}).get("preset"),
+        "methods": common,
+        "kendall_tau": None if not np.isfinite(tau) else float(tau),
+    }

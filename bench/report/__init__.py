@@ -1,0 +1,1 @@
+"""The run report: Markdown tables, figures, the verdict and learning-curve sections."""
