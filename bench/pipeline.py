@@ -277,7 +277,7 @@ def _run(
     layout: parallel.Layout,
     pre: Prelaunched | None = None,
 ) -> RunResult:
-    from bench.evaluate.protocol.judge import get_evaluator
+    from bench.evaluate.judge import get_evaluator
 
     watch, log = Stopwatch(announce=progress), []
     if pre is None:

@@ -90,7 +90,7 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            f"from bench.evaluate.protocol.judge import get_evaluator; from bench.config import preset; "
+            f"from bench.evaluate.judge import get_evaluator; from bench.config import preset; "
             f"from bench.data import open_data; c = preset({args.preset!r}); get_evaluator(c, open_data(c.data))",
         ],
         check=True,

@@ -38,7 +38,7 @@ signal.signal(signal.SIGINT, signal.default_int_handler)  # as on a terminal, ev
     + """
 
 register_method("t_identity")(Identity)
-bench.evaluate.protocol.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
+bench.evaluate.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
 mode, ready, argv = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 if mode == "report":
     write_report = bench.pipeline.write_report

@@ -43,7 +43,7 @@ list_methods()  # imports every method once, before the forks
     + r"""
 
 register_method("t_identity")(Identity)
-bench.evaluate.protocol.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
+bench.evaluate.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
 
 def attempt(argv, n_bytes):
     # main(argv) in a forked child; its stdout's reader reads n_bytes and closes (None: there is no reader)

@@ -37,7 +37,7 @@ class Clock(dt.datetime):
     def now(cls, tz=None): return dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
 
 register_method("t_identity")(Identity)
-bench.evaluate.protocol.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
+bench.evaluate.judge.get_evaluator = lambda cfg, data, progress=True, **kw: Judge()
 bench.pipeline.datetime = Clock
 write_report = bench.pipeline.write_report
 

@@ -177,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     preflight.check_splits(data, cfg.data, preflight.NEEDS_TRAINING)
     judge = None
     if get_method_class(args.method).translates and cfg.train.eval_every > 0:
-        from bench.evaluate.protocol.judge import get_evaluator
+        from bench.evaluate.judge import get_evaluator
 
         judge = get_evaluator(cfg, data, progress=True)  # scores the learning curves' P→H share
     _, out_dir = train_method(

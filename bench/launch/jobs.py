@@ -72,7 +72,7 @@ def _threads(plan: dict[str, Any], stage: str) -> int:
 def prepare_job(launch_dir: str) -> None:
     """Job 1: build the data cache and the evaluator, so that the training jobs only load them."""
     from bench.data import open_data
-    from bench.evaluate.protocol.judge import get_evaluator
+    from bench.evaluate.judge import get_evaluator
 
     plan = read_plan(launch_dir)
     with _reporting(launch_dir, "prepare"), parallel.torch_threads(_threads(plan, "prepare")):
@@ -85,7 +85,7 @@ def prepare_job(launch_dir: str) -> None:
 def train_task(plan: dict[str, Any], index: int) -> None:
     """Train one method and seed of the plan as ``bench train --resume`` does (also each torchrun rank)."""
     from bench.data import open_data
-    from bench.evaluate.protocol.judge import get_evaluator
+    from bench.evaluate.judge import get_evaluator
     from bench.registry import get_method_class
     from bench.train.runner import train_method
 

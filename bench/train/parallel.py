@@ -142,7 +142,7 @@ def _init_worker(threads: int, rows: Any, parent: int, mode: str) -> None:
 def _train_one(name: str, table: dict[str, Any], progress: bool) -> Trained:
     """Train one method and seed in a worker."""
     from bench.data import open_data
-    from bench.evaluate.protocol.judge import get_evaluator
+    from bench.evaluate.judge import get_evaluator
     from bench.registry import get_method_class
     from bench.train.runner import train_method
 
