@@ -1,6 +1,6 @@
 """lesionbench: a benchmark for pixel-level lesion localization in chest X-rays.
 
-The method API (``Method``, ``register_method``, ...) is imported on first use, so that importing
+The method API (``Method``, ``register_method``, ``load_config``, ...) is imported on first use, so that importing
 a torch-free part of the engine (the DICOM decoding workers of ``bench.data.cache``) stays small.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from bench.config import Config, load_config
+from bench.config import Config
 from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA
 
 _LAZY = {
@@ -18,10 +18,11 @@ _LAZY = {
     "create_method": "bench.registry",
     "get_method_class": "bench.registry",
     "list_methods": "bench.registry",
+    "load_config": "bench.settings",
     "register_method": "bench.registry",
 }
 
-__all__ = ["Config", "DOMAINS", "HEALTHY", "PNEUMONIA", "load_config", *_LAZY]
+__all__ = ["Config", "DOMAINS", "HEALTHY", "PNEUMONIA", *_LAZY]
 __version__ = "0.1.0"
 
 

@@ -1,4 +1,4 @@
-"""Run configuration: dataclasses, named presets, TOML and ``--set key=value`` overrides.
+"""Run configuration: dataclasses, named presets, TOML and ``--set key=value`` overrides applied with type checks.
 
 A configuration is resolved once (preset, then TOML file, then ``--set`` items, in that order)
 and saved with every checkpoint and run record, so a result can always be traced to the
@@ -243,12 +243,9 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return items
 
 
-def load_config(
-    preset_name: str = "quick", toml_path: str | Path | None = None, sets: list[str] | None = None
-) -> Config:
-    """Resolve a configuration: preset, then a TOML file, then ``key=value`` overrides, then range checks
-    (``bench.validate``) of every setting and of the ``method.`` settings given here."""
-    cfg = preset(preset_name)
+def apply_overrides(cfg: Config, toml_path: str | Path | None = None, sets: list[str] | None = None) -> set[str]:
+    """Apply a TOML file, then ``key=value`` overrides, to ``cfg`` in place (types checked as each value is set);
+    returns the method names that ``method.`` settings among them refer to."""
     user_methods: set[str] = set()
     if toml_path is not None:
         path = Path(toml_path)
@@ -269,9 +266,12 @@ def load_config(
         value = _parse_value(text.strip())
         _apply(cfg, key.strip(), value, key.strip())
         user_methods |= _method_names(key.strip(), value)
-    from bench.validate import validate_config
+    return user_methods
 
-    return validate_config(cfg, user_methods)
+
+def set_value(cfg: Config, key: str, value: Any) -> None:
+    """Set one dotted ``key`` of ``cfg`` (e.g. ``data.root``), its type checked like a ``--set`` value."""
+    _apply(cfg, key, value, key)
 
 
 def _method_names(key: str, value: Any) -> set[str]:

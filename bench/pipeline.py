@@ -28,9 +28,9 @@ from bench.records import rundir
 from bench.records.build import MethodRun, add_verdict, build_record, per_image_frame
 from bench.registry import get_method_class, list_methods
 from bench.report.document import title, write_report
+from bench.settings import check_method_list
 from bench.train import parallel
 from bench.train.runner import checkpoints_root, train_method
-from bench.validate import check_method_list
 
 
 @dataclass

@@ -25,7 +25,7 @@ import torch
 from random_split import RandomSplit
 
 from bench.classifier import ClassifierTrainer
-from bench.config import load_config
+from bench.settings import load_config
 from bench.train.device import resolve_device
 
 PRESETS = ["quick", "standard"]

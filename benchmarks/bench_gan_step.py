@@ -35,8 +35,8 @@ import torch
 from random_split import RandomSplit
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.config import load_config
 from bench.registry import create_method
+from bench.settings import load_config
 from bench.train.gan import GANMethod, GANTrainer, Sampler
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]

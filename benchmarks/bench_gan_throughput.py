@@ -39,8 +39,8 @@ import torch
 from bench_gan_step import count_flops, measure_peak
 from random_split import RandomSplit
 
-from bench.config import load_config
 from bench.registry import create_method
+from bench.settings import load_config
 from bench.train.gan import GANMethod, GANTrainer, Sampler
 from bench.train.gan.losses import Batch, Terms, total
 from bench.train.gan.recipe import ema_decay_at

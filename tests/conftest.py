@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import Config, load_config
+from bench.config import Config
+from bench.settings import load_config
 
 RSNA_DIR = Path(
     os.environ.get("LESIONBENCH_RSNA_DIR", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "rsna")

@@ -56,7 +56,7 @@ def _record(runs: Path) -> tuple[Path, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def inprocess(tmp_path_factory: pytest.TempPathFactory, synth_root: Path) -> dict[str, Any]:
     """One in-process smoke run of METHODS (logged to a temporary MLflow store when mlflow is installed)."""
-    from bench.config import load_config
+    from bench.settings import load_config
 
     cfg = load_config("smoke", sets=[f"data.root={str(synth_root)!r}", "train.device='cpu'"])
     tmp = tmp_path_factory.mktemp("inprocess")

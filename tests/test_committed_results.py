@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import config_hash, load_config, to_dict
+from bench.config import config_hash, to_dict
 from bench.registry import get_method_class, list_methods
+from bench.settings import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CURVE_KEYS = {"iteration", "seconds", "pooled_auc", "accuracy_p2h", "change_rate_tol8_p2h"}

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import PRESETS, config_hash, from_dict, load_config, to_dict
+from bench.config import PRESETS, config_hash, from_dict, to_dict
 from bench.errors import ConfigError
+from bench.settings import load_config
 
 
 def test_presets_scale_up() -> None:

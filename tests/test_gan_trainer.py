@@ -380,6 +380,6 @@ def test_registry_lists_the_gan_methods():
 
 
 def _cpu_cfg():
-    from bench.config import load_config
+    from bench.settings import load_config
 
     return load_config("smoke", sets=["train.device='cpu'"])

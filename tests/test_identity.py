@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from bench.classifier import classifier_key
-from bench.config import Config, load_config
+from bench.config import Config
 from bench.identity import artifact_identity
 from bench.registry import create_method, get_method_class, list_methods
+from bench.settings import load_config
 from bench.train.gan import resume_identity
 from bench.train.runner import training_key
 

@@ -10,8 +10,8 @@ import pytest
 import bench.data
 import bench.pipeline
 from bench.cli.main import main
-from bench.config import load_config
 from bench.errors import ConfigError
+from bench.settings import load_config
 
 
 @pytest.fixture()

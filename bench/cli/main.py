@@ -13,11 +13,11 @@ from typing import NoReturn
 from bench import progress
 from bench.cli import exits
 from bench.cli.records import add_record_commands
-from bench.config import Config, load_config
+from bench.config import Config
 from bench.errors import BenchError
 from bench.launch.submit import add_launch_args
 from bench.records.tracking import TRACKERS
-from bench.validate import check_ranges
+from bench.settings import load_config
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -51,20 +51,21 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    """Preset + TOML + --set, then the data flags of the command line."""
-    cfg = load_config(getattr(args, "preset", "quick"), getattr(args, "config", None), getattr(args, "sets", []))
+    """Preset + TOML + --set, then the data flags of the command line, checked once."""
+    flags: dict[str, object] = {}
     if getattr(args, "data", None):
-        cfg.data.root = str(args.data)
+        flags["data.root"] = str(args.data)
     if getattr(args, "include_not_normal", False):
-        cfg.data.include_not_normal = True
+        flags["data.include_not_normal"] = True
     if getattr(args, "strict", False):
-        cfg.data.strict = True
+        flags["data.strict"] = True
     if getattr(args, "size", None) is not None:
-        cfg.data.size = args.size
+        flags["data.size"] = args.size
     if getattr(args, "classifier_weights", None):
-        cfg.classifier.weights = str(args.classifier_weights)
-    check_ranges(cfg)
-    return cfg
+        flags["classifier.weights"] = str(args.classifier_weights)
+    return load_config(
+        getattr(args, "preset", "quick"), getattr(args, "config", None), getattr(args, "sets", []), flags
+    )
 
 
 def cmd_data_synth(args: argparse.Namespace) -> int:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import Config, load_config
+from bench.config import Config
 from bench.registry import create_method
+from bench.settings import load_config
 from bench.train.gan import Batch, GANMethod, GANTrainer, Sampler, total
 
 

@@ -17,11 +17,12 @@ from safetensors.torch import save_file
 
 from bench import classifier as clf
 from bench.classifier import obtain_classifier
-from bench.config import Config, load_config
+from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.errors import BenchError, ConfigError
 from bench.method import TrainContext
 from bench.registry import create_method, list_methods
+from bench.settings import load_config
 from methods.chexnet_cam.method import ChexNetCAM, cam_formula
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from skimage.filters import sobel
 
-from bench.config import Config, load_config
+from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.data.dataset import RSNADataset
 from bench.errors import BenchError
@@ -18,6 +18,7 @@ from bench.evaluate.metrics import pooled_auc
 from bench.evaluate.protocol import collect_outputs
 from bench.method import PNEUMONIA, TrainContext
 from bench.registry import create_method, list_methods
+from bench.settings import load_config
 from bench.train.checkpoint import load_checkpoint, save_checkpoint
 
 REFERENCES = ["ref_random", "ref_intensity", "ref_edge", "ref_prior", "ref_oracle"]

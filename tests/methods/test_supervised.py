@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import Config, load_config
+from bench.config import Config
 from bench.errors import BenchError, ConfigError
 from bench.evaluate.metrics import pooled_auc
 from bench.method import TrainContext
 from bench.registry import create_method
 from bench.report.document import beats_references, is_ceiling, oracle_sentence
+from bench.settings import load_config
 from methods.supervised.losses import box_bce
 from methods.supervised.method import SupervisedCeiling, draw
 

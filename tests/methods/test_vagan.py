@@ -57,8 +57,8 @@ def test_map_generator_has_the_spec_decoder():
 
 
 def test_critic_schedule():
-    from bench.config import load_config
     from bench.registry import create_method
+    from bench.settings import load_config
 
     m = create_method("vagan", load_config("smoke", sets=["train.device='cpu'"]))
     steps = [m.critic_steps(g) for g in range(201)]

@@ -1,19 +1,22 @@
-"""Range checks of a resolved configuration, run before any work starts.
+"""Reading a run's settings, checked once where they are read: preset, TOML file, ``--set`` items and
+command-line flags (:func:`load_config`), then the range checks, before any work starts.
 
-Types are checked when a value is set (``bench.config._coerce``); this module checks that each
-value is in the range the engine can use, and that every method named under ``method.`` exists.
-Each failure is one :class:`ConfigError` line naming the key, the value and the allowed range.
+Types are checked when a value is set (``bench.config``); this module checks that each value is in
+the range the engine can use, and that every method named under ``method.`` exists. Each failure is
+one :class:`ConfigError` line naming the key, the value and the allowed range.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bench.config import Config, resolve_params
+from bench.config import Config, apply_overrides, preset, resolve_params, set_value
 from bench.errors import ConfigError
+from bench.registry import get_method_class, list_methods
 
 # Every built-in network downsamples by powers of two: the image-to-image generators twice (4), the U-Net map
 # generator three times and its critic four times (16); DenseNet-121 reduces 32 px to 1 px. A multiple of 16.
@@ -100,8 +103,6 @@ def check_ranges(cfg: Config) -> None:
 
 def check_method_settings(cfg: Config, names: Iterable[str]) -> None:
     """Every ``method.<name>`` must name a registered method, and its settings its parameters."""
-    from bench.registry import get_method_class, list_methods
-
     known = list_methods()
     for name in names:
         if name not in known:
@@ -128,3 +129,19 @@ def check_method_list(names: list[str]) -> None:
         if name in seen:
             raise ConfigError(f"--methods {','.join(names)}: method {name!r} is named twice")
         seen.add(name)
+
+
+def load_config(
+    preset_name: str = "quick",
+    toml_path: str | Path | None = None,
+    sets: list[str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> Config:
+    """Resolve a configuration: preset, then a TOML file, then ``key=value`` overrides, then the command line's
+    own flags (``flags``: dotted key -> value, e.g. ``{"data.root": "/data/rsna"}``), then the range checks of every
+    setting and of the ``method.`` settings given: the one place settings are checked."""
+    cfg = preset(preset_name)
+    user_methods = apply_overrides(cfg, toml_path, sets)
+    for key, value in (flags or {}).items():
+        set_value(cfg, key, value)
+    return validate_config(cfg, user_methods)
