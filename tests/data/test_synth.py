@@ -13,12 +13,13 @@ import pydicom
 import pytest
 from PIL import Image
 from scipy import ndimage
+from synth_cases import render_case
 
 from bench.data import rsna_stats, synth
 from bench.data.domains import LUNG_OPACITY, NORMAL, NOT_NORMAL
 from bench.data.synth import SynthConfig, generate, writer
 from bench.data.synth.boxes import sample_boxes
-from bench.data.synth.render import case_rng, render_case
+from bench.data.synth.render import case_rng
 
 SIZE = 96
 CFG = SynthConfig(n_pneumonia=6, n_healthy=6, n_not_normal=2, size=SIZE, seed=3)

@@ -11,6 +11,7 @@ import pytest
 from dicom_factory import gradient, write_dicom
 from PIL import Image
 from scipy import ndimage
+from synth_cases import render_case
 
 from bench.data import synth
 from bench.data.cache import prepare_cache
@@ -18,7 +19,7 @@ from bench.data.dataset import RSNADataset, to_unit
 from bench.data.dicom import resize_area
 from bench.data.domains import LUNG_OPACITY, NORMAL
 from bench.data.rsna import LIFT_DIR, LIFT_SCALE, read_labels
-from bench.data.synth.render import case_rng, make_case, render_case, render_case_and_lift
+from bench.data.synth.render import case_rng, make_case, render_case_and_lift
 from bench.errors import DataError
 
 CFG = synth.SynthConfig(n_pneumonia=8, n_healthy=3, size=256, seed=3)

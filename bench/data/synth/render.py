@@ -68,22 +68,11 @@ def _grey(signal: np.ndarray, noise: np.ndarray) -> np.ndarray:
     return np.clip((signal + noise) * 255.0, 0.0, 255.0)
 
 
-def render_case(
-    rng: np.random.Generator, size: int, label: str = LUNG_OPACITY, with_lesions: bool = True
-) -> tuple[np.ndarray, np.ndarray, list[Box]]:
-    """Render one radiograph of class ``label``: (uint8 image, bool lesion mask, boxes x y w h).
-
-    ``with_lesions=False`` renders the same pneumonia case with the opacities left out (same
-    random draws), which shows exactly what the lesions add.
-    """
-    grey, twin, mask, boxes = render_pair(rng, size, label)
-    return np.round(grey if with_lesions else twin).astype(np.uint8), mask, boxes
-
-
 def render_case_and_lift(
     rng: np.random.Generator, size: int, label: str = LUNG_OPACITY
 ) -> tuple[np.ndarray, np.ndarray, list[Box], np.ndarray]:
-    """Like :func:`render_case`, plus the lesions' *lift*: float32 grey levels they add to each pixel.
+    """Render one radiograph of class ``label``: uint8 image, bool lesion mask, boxes (x, y, w, h), and
+    the lesions' *lift*, the float32 grey levels they add to each pixel.
 
     The lift is the exact difference between the unrounded grey levels of the image and of its
     lesion-free twin (same anatomy, pose, exposure and noise draw; only the opacity density
@@ -99,7 +88,8 @@ def render_case_and_lift(
 def render_pair(
     rng: np.random.Generator, size: int, label: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Box]]:
-    """Unrounded grey levels of the image and of its lesion-free twin, lesion mask and boxes."""
+    """Unrounded grey levels of the image and of its lesion-free twin (same random draws, opacities
+    left out), lesion mask and boxes."""
     if label not in CLASS_STREAMS:
         raise ValueError(f"unknown class {label!r}; expected one of {sorted(CLASS_STREAMS)}")
     pose = sample_pose(rng)
