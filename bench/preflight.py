@@ -77,13 +77,9 @@ def _patient_of(problem: Any, ids_by_row: dict[int, str]) -> str | None:
 def dropped_in(data: Any, cfg: Any, split: str, domain: int) -> list[str]:
     """Why images of ``split``/``domain`` (``cfg``: the DataConfig) are absent: skipped files (with
     the reason) and missing files."""
-    from bench.data.rsna import split_patients
+    from bench.data.rsna import splits_for
 
-    members = {
-        p.patient_id
-        for p in split_patients(data.labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)[split]
-        if p.domain == domain
-    }
+    members = {p.patient_id for p in splits_for(data.labels, cfg)[split] if p.domain == domain}
     ids_by_row = {row: p.patient_id for p in data.labels.patients for row in p.rows}
     skipped = [str(p) for p in data.cache.problems if _patient_of(p, ids_by_row) in members]
     missing = [

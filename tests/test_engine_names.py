@@ -34,5 +34,6 @@ def test_engine_never_names_a_method() -> None:
 def test_the_scan_finds_names(tmp_path: Path) -> None:
     (tmp_path / "bench" / "sub").mkdir(parents=True)
     (tmp_path / "bench" / "sub" / "x.py").write_text("ok = 1\nif name == 'StarGAN':\n")
-    (tmp_path / "bench" / "paper.py").write_text("ACCURACY = {'vagan': 1}\n")
+    (tmp_path / "bench" / "report").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "bench" / "report" / "paper.py").write_text("ACCURACY = {'vagan': 1}\n")
     assert engine_hits(tmp_path) == ["bench/sub/x.py:2: if name == 'StarGAN':"]

@@ -11,7 +11,7 @@ import numpy as np
 from bench.config import DataConfig
 from bench.data.cache import Cache, lesionbench_home, prepare_cache
 from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA
-from bench.data.rsna import Labels, Problem, read_labels, split_patients
+from bench.data.rsna import Labels, Problem, read_labels, splits_for
 
 if TYPE_CHECKING:
     from bench.data.dataset import RSNADataset
@@ -84,7 +84,7 @@ def default_data_root(cfg: DataConfig, progress: bool = True) -> Path:
 
 def split_counts(labels: Labels, cfg: DataConfig) -> dict[str, dict[str, int]]:
     """Patients per split and domain according to the CSVs (whatever images are present)."""
-    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
+    parts = splits_for(labels, cfg)
     return {k: {DOMAINS[d]: sum(p.domain == d for p in v) for d in (PNEUMONIA, HEALTHY)} for k, v in parts.items()}
 
 
@@ -97,7 +97,7 @@ def open_data(cfg: DataConfig, progress: bool = True, workers: int | None = None
     root = default_data_root(cfg, progress)
     labels = read_labels(root, include_not_normal=cfg.include_not_normal, strict=cfg.strict)
     cache = prepare_cache(labels, cfg.size, strict=cfg.strict, progress=progress, workers=workers)
-    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
+    parts = splits_for(labels, cfg)
     position = {pid: i for i, pid in enumerate(cache.patient_ids)}
     idx = {
         k: np.array(sorted(position[p.patient_id] for p in v if p.patient_id in position), dtype=np.int64)

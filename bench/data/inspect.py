@@ -12,7 +12,7 @@ from bench.config import DataConfig
 from bench.data import PreparedData, RSNADataset, split_counts
 from bench.data.dicom import read_header
 from bench.data.domains import PNEUMONIA
-from bench.data.rsna import CLASSES, Labels, read_labels, split_patients, unlabelled_images
+from bench.data.rsna import CLASSES, Labels, read_labels, splits_for, unlabelled_images
 from bench.errors import DataError
 from bench.progress import bar
 
@@ -69,7 +69,7 @@ def data_info(root: Path, cfg: DataConfig, progress: bool = True) -> dict[str, A
 
 def split_image_counts(labels: Labels, cfg: DataConfig, usable: set[str]) -> dict[str, dict[str, int]]:
     """Per split and domain, the patients whose image is present and readable."""
-    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
+    parts = splits_for(labels, cfg)
     names = {0: "healthy", 1: "pneumonia"}
     return {
         k: {names[d]: sum(p.domain == d and p.patient_id in usable for p in v) for d in (1, 0)}

@@ -1,7 +1,7 @@
 """``python -m bench data prior``: the labels-only location prior of any RSNA-layout folder.
 
 The prior is the mean box mask of the training split's Pneumonia patients; it is scored on the
-test split's Pneumonia patients with the suite's own split (:func:`bench.data.rsna.split_patients`)
+test split's Pneumonia patients with the suite's own split (:func:`bench.data.rsna.splits_for`)
 and rasterization (:func:`bench.evaluate.metrics.rasterize_boxes`). Only the two CSVs are read, so it runs
 on a folder without images, in seconds: what a map that never looks at an image scores on this
 data, the level below which a pooled figure says nothing about lesions.
@@ -16,7 +16,7 @@ import numpy as np
 
 from bench.config import DataConfig, EvalConfig
 from bench.data.domains import PNEUMONIA
-from bench.data.rsna import Patient, boxes_xyxy, read_labels, split_patients
+from bench.data.rsna import Patient, boxes_xyxy, read_labels, splits_for
 from bench.errors import BenchError
 from bench.evaluate import metrics
 from bench.evaluate.figure import Figure
@@ -45,7 +45,7 @@ def labels_prior(
 ) -> tuple[dict[str, Figure], dict[str, int]]:
     """Fit the prior on the train split, score it on the test split: figures and patient counts."""
     labels = read_labels(root, include_not_normal=cfg.include_not_normal, strict=cfg.strict)
-    parts = split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
+    parts = splits_for(labels, cfg)
     train = [p for p in parts["train"] if p.domain == PNEUMONIA and p.boxes]
     test = [p for p in parts["test"] if p.domain == PNEUMONIA and p.boxes]
     if not train or not test:

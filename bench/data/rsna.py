@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,9 @@ from bench.data.domains import (
     PNEUMONIA,
 )
 from bench.errors import DataError
+
+if TYPE_CHECKING:
+    from bench.config import DataConfig
 
 LIFT_DIR = "synthetic_lesion_lift"  # 16-bit PNGs: grey levels each lesion adds, times LIFT_SCALE
 LIFT_SCALE = 256
@@ -299,6 +303,12 @@ def split_patients(
     for part in out.values():
         part.sort(key=lambda p: p.patient_id)
     return out
+
+
+def splits_for(labels: Labels, cfg: DataConfig) -> dict[str, list[Patient]]:
+    """The train/tune/test patients of ``labels`` under ``cfg``'s split settings: the one place every
+    stage takes split membership from (:func:`split_patients` with ``val_fraction`` as the test share)."""
+    return split_patients(labels.patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
 
 
 def boxes_xyxy(boxes: list[tuple[float, float, float, float]], rows: int, cols: int, size: int) -> np.ndarray:

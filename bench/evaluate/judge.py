@@ -33,7 +33,7 @@ from bench.classifier.train import classifier_key
 from bench.config import Config
 from bench.data import PreparedData
 from bench.data.domains import PNEUMONIA
-from bench.evaluate.metrics import accuracy_healthy, youden_threshold
+from bench.evaluate.metrics import youden_threshold
 from bench.train.device import resolve_device
 
 _MEMO: dict[tuple[Any, ...], Evaluator] = {}
@@ -69,11 +69,6 @@ class Evaluator:
         """P(pneumonia) (B,) float64 for images (B, 1, H, W) in [-1, 1]."""
         logits = predict_logits(self.model, images, self.batch_size, self.bf16, self.channels_last)
         return _sigmoid(logits.numpy())
-
-    def is_healthy(self, images: torch.Tensor, threshold: float | None = None) -> np.ndarray:
-        """Boolean (B,): classified Healthy, i.e. P(pneumonia) < threshold (default: Youden's)."""
-        t = self.threshold if threshold is None else threshold
-        return accuracy_healthy(self.probs(images), t).astype(bool)
 
     def describe(self) -> dict[str, Any]:
         """Threshold and where it was fixed, AUCs (None if undefined), the classifier's input size and

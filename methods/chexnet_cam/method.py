@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 
 from bench.classifier import (
@@ -53,16 +52,6 @@ def gradcam_map(model: DenseNetClassifier, x: torch.Tensor) -> torch.Tensor:
     xc = model.resize_input(x)
     layer_cam = LayerGradCam(model, model.cam_layer).attribute(xc, target=0, relu_attributions=True)
     cam = LayerAttribution.interpolate(layer_cam, tuple(xc.shape[-2:]), interpolate_mode="bilinear")[:, 0]
-    return resize_maps(cam, tuple(x.shape[-2:]))
-
-
-def cam_formula(model: DenseNetClassifier, x: torch.Tensor, relu: bool = True) -> torch.Tensor:
-    """The CAM sum_k w_k f_k of the final ReLU'd features, upsampled bilinearly to the classifier's
-    input size, then resized bilinearly to the image size (B, H, W)."""
-    feats = model.net.forward_features(model.backbone_input(x))
-    cam = torch.einsum("k,bkhw->bhw", model.head_weight, feats).unsqueeze(1)
-    cam = F.relu(cam) if relu else cam
-    cam = F.interpolate(cam, size=(model.size, model.size), mode="bilinear", align_corners=False)[:, 0]
     return resize_maps(cam, tuple(x.shape[-2:]))
 
 

@@ -15,6 +15,7 @@ from bench import classifier as clf
 from bench.config import Config
 from bench.data import PreparedData
 from bench.errors import BenchError
+from bench.evaluate.metrics import accuracy_healthy
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +24,12 @@ def _fresh() -> Iterator[None]:
     ev._MEMO.clear()
     yield
     ev._MEMO.clear()
+
+
+def _is_healthy(judge: ev.Evaluator, images: torch.Tensor, threshold: float | None = None) -> np.ndarray:
+    """The judge's verdict as the protocol reads it: Healthy when P(pneumonia) < threshold (default: Youden's)."""
+    t = judge.threshold if threshold is None else threshold
+    return accuracy_healthy(judge.probs(images), t).astype(bool)
 
 
 def _no_training(*args: object, **kwargs: object) -> None:
@@ -53,8 +60,8 @@ def test_trains_then_reuses(
     p_tune = judge.probs(tune["image"])
     assert judge.threshold == ev.fixed_threshold(tune["domain"].numpy(), p_tune)  # chosen on tune, never on test
     assert judge.describe()["threshold_source"] == "tune"
-    np.testing.assert_array_equal(judge.is_healthy(x), p < judge.threshold)
-    np.testing.assert_array_equal(judge.is_healthy(x, 0.5), p < 0.5)
+    np.testing.assert_array_equal(_is_healthy(judge, x), p < judge.threshold)
+    np.testing.assert_array_equal(_is_healthy(judge, x, 0.5), p < 0.5)
     info = judge.describe()
     assert info["source"] == "trained" and info["threshold"] == judge.threshold
     assert Path(info["path"]).is_file() and Path(info["path"]).is_relative_to(tmp_path)

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from bench.config import DataConfig, EvalConfig
 from bench.data.domains import PNEUMONIA
 from bench.data.prior import box_masks, labels_prior
-from bench.data.rsna import read_labels, split_patients
+from bench.data.rsna import read_labels, splits_for
 
 
 def write_csvs(root: Path, n: int = 200, seed: int = 0) -> None:
@@ -40,7 +40,7 @@ def test_prior_matches_sklearn_and_scores_one_half(tmp_path: Path) -> None:
     write_csvs(tmp_path)
     cfg, ev = DataConfig(root=str(tmp_path), size=32), EvalConfig(n_bootstrap=100)
     figures, counts = labels_prior(tmp_path, cfg, ev)
-    parts = split_patients(read_labels(tmp_path).patients, cfg.val_fraction, cfg.split_seed, cfg.tune_fraction)
+    parts = splits_for(read_labels(tmp_path), cfg)
     train = [p for p in parts["train"] if p.domain == PNEUMONIA]
     test = [p for p in parts["test"] if p.domain == PNEUMONIA]
     assert (counts["train"], counts["test"], counts["image_size"]) == (len(train), len(test), 1024)

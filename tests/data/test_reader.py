@@ -14,7 +14,7 @@ from bench.config import DataConfig
 from bench.data import open_data
 from bench.data.cache import prepare_cache
 from bench.data.dicom import read_dicom, resize_area
-from bench.data.rsna import read_labels, split_patients
+from bench.data.rsna import read_labels, split_patients, splits_for
 from bench.errors import DataError
 
 HEADER_L = "patientId,x,y,width,height,Target\n"
@@ -89,6 +89,14 @@ def test_split_is_deterministic_and_order_free(rsna_dir: Path) -> None:
     assert [p.patient_id for p in a["tune"]] == [p.patient_id for p in b["tune"]]
     c = split_patients(labels.patients, 0.1, seed=1)
     assert {p.patient_id for p in a["test"]} != {p.patient_id for p in c["test"]}
+
+
+def test_splits_for_reads_the_split_settings(synth_root: Path) -> None:
+    labels = read_labels(synth_root)  # 24 Pneumonia + 24 Healthy
+    parts = splits_for(labels, DataConfig(val_fraction=0.25, tune_fraction=0.5, split_seed=3))
+    assert parts == split_patients(labels.patients, 0.25, 3, 0.5)
+    assert {k: len(v) for k, v in parts.items()} == {"train": 18, "tune": 18, "test": 12}  # 6 test, 9 tune per domain
+    assert parts != splits_for(labels, DataConfig(val_fraction=0.25, tune_fraction=0.5, split_seed=4))
 
 
 @pytest.mark.parametrize(

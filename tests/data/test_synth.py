@@ -13,9 +13,13 @@ import pydicom
 import pytest
 from PIL import Image
 from scipy import ndimage
+from synth_cases import render_case
 
 from bench.data import rsna_stats, synth
-from bench.data.synth import SynthConfig, generate
+from bench.data.domains import LUNG_OPACITY, NORMAL, NOT_NORMAL
+from bench.data.synth import SynthConfig, generate, writer
+from bench.data.synth.boxes import sample_boxes
+from bench.data.synth.render import case_rng
 
 SIZE = 96
 CFG = SynthConfig(n_pneumonia=6, n_healthy=6, n_not_normal=2, size=SIZE, seed=3)
@@ -53,12 +57,12 @@ def test_layout_and_headers(dataset: Path, labels: list[dict[str, str]]) -> None
     classes = _rows(dataset / synth.CLASS_CSV)
     assert [r["patientId"] for r in classes] == [r["patientId"] for r in labels]
     for lab, cls in zip(labels, classes):
-        assert (lab["Target"] == "1") == (cls["class"] == synth.LUNG_OPACITY)
+        assert (lab["Target"] == "1") == (cls["class"] == LUNG_OPACITY)
     patients = {r["patientId"]: r["class"] for r in classes}
     assert len(patients) == CFG.n_pneumonia + CFG.n_healthy + CFG.n_not_normal
-    assert sorted(patients.values()).count(synth.LUNG_OPACITY) == CFG.n_pneumonia
-    assert sorted(patients.values()).count(synth.NORMAL) == CFG.n_healthy
-    assert sorted(patients.values()).count(synth.NOT_NORMAL) == CFG.n_not_normal
+    assert sorted(patients.values()).count(LUNG_OPACITY) == CFG.n_pneumonia
+    assert sorted(patients.values()).count(NORMAL) == CFG.n_healthy
+    assert sorted(patients.values()).count(NOT_NORMAL) == CFG.n_not_normal
     for pid in patients:
         assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", pid)
     dicoms = {p.stem for p in (dataset / synth.IMAGE_DIR).iterdir()}
@@ -69,7 +73,7 @@ def test_layout_and_headers(dataset: Path, labels: list[dict[str, str]]) -> None
     assert manifest["generator"] == synth.GENERATOR_NAME
     assert manifest["seed"] == CFG.seed and manifest["size"] == SIZE
     assert manifest["jpeg_quality"] == CFG.jpeg_quality
-    assert manifest["counts"] == {synth.LUNG_OPACITY: 6, synth.NORMAL: 6, synth.NOT_NORMAL: 2}
+    assert manifest["counts"] == {LUNG_OPACITY: 6, NORMAL: 6, NOT_NORMAL: 2}
 
 
 def test_dicoms_decode_like_rsna(dataset: Path) -> None:
@@ -115,8 +119,8 @@ def test_masks_inside_boxes(dataset: Path, labels: list[dict[str, str]]) -> None
 
 def test_lesions_brighten_the_lung_only_inside_the_mask() -> None:
     for index in range(4):
-        with_lesion = synth.render_case(synth.case_rng(5, synth.LUNG_OPACITY, index), 128)
-        without = synth.render_case(synth.case_rng(5, synth.LUNG_OPACITY, index), 128, with_lesions=False)
+        with_lesion = render_case(case_rng(5, LUNG_OPACITY, index), 128)
+        without = render_case(case_rng(5, LUNG_OPACITY, index), 128, with_lesions=False)
         image, mask, boxes = with_lesion
         assert np.array_equal(mask, without[1]) and boxes == without[2] and mask.any()
         diff = image.astype(float) - without[0].astype(float)
@@ -175,8 +179,8 @@ def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pyte
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    original = synth.write_dicom
-    monkeypatch.setattr(synth, "write_dicom", failing_write)
+    original = writer.write_dicom
+    monkeypatch.setattr(writer, "write_dicom", failing_write)
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "out", SynthConfig(n_pneumonia=2, n_healthy=2, size=64), progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -184,7 +188,7 @@ def test_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch: pyte
 
 def test_sampled_boxes_follow_rsna_statistics() -> None:
     rng = np.random.default_rng(0)
-    sets = [synth.sample_boxes(rng) for _ in range(3000)]
+    sets = [sample_boxes(rng) for _ in range(3000)]
     counts = np.array([len(s) for s in sets])
     expected = rsna_stats.N_BOXES / rsna_stats.N_LUNG_OPACITY_PATIENTS
     assert abs(counts.mean() - expected) < 0.05
@@ -199,7 +203,7 @@ def test_sampled_boxes_follow_rsna_statistics() -> None:
 
 
 def test_full_resolution_case() -> None:
-    image, mask, boxes = synth.render_case(synth.case_rng(0, synth.LUNG_OPACITY, 0), 1024)
+    image, mask, boxes = render_case(case_rng(0, LUNG_OPACITY, 0), 1024)
     assert image.shape == mask.shape == (1024, 1024) and image.dtype == np.uint8
     assert boxes and all(x + w <= 1024 and y + h <= 1024 for x, y, w, h in boxes)
 

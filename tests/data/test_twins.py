@@ -11,12 +11,15 @@ import pytest
 from dicom_factory import gradient, write_dicom
 from PIL import Image
 from scipy import ndimage
+from synth_cases import render_case
 
 from bench.data import synth
 from bench.data.cache import prepare_cache
 from bench.data.dataset import RSNADataset, to_unit
 from bench.data.dicom import resize_area
+from bench.data.domains import LUNG_OPACITY, NORMAL
 from bench.data.rsna import LIFT_DIR, LIFT_SCALE, read_labels
+from bench.data.synth.render import case_rng, make_case, render_case_and_lift
 from bench.errors import DataError
 
 CFG = synth.SynthConfig(n_pneumonia=8, n_healthy=3, size=256, seed=3)
@@ -36,36 +39,36 @@ def cache(root: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _case(label: str, index: int) -> tuple[str, np.random.Generator]:
-    rng = synth.case_rng(CFG.seed, label, index)
+    rng = case_rng(CFG.seed, label, index)
     return str(uuid.UUID(bytes=rng.bytes(16), version=4)), rng
 
 
 def test_lift_is_what_the_lesions_add() -> None:
     for index in range(3):
-        _, rng = _case(synth.LUNG_OPACITY, index)
-        image, mask, boxes, lift = synth.render_case_and_lift(rng, 128)
-        _, rng = _case(synth.LUNG_OPACITY, index)
-        plain, mask2, boxes2 = synth.render_case(rng, 128)
-        _, rng = _case(synth.LUNG_OPACITY, index)
-        twin = synth.render_case(rng, 128, with_lesions=False)[0]
+        _, rng = _case(LUNG_OPACITY, index)
+        image, mask, boxes, lift = render_case_and_lift(rng, 128)
+        _, rng = _case(LUNG_OPACITY, index)
+        plain, mask2, boxes2 = render_case(rng, 128)
+        _, rng = _case(LUNG_OPACITY, index)
+        twin = render_case(rng, 128, with_lesions=False)[0]
         assert np.array_equal(image, plain) and np.array_equal(mask, mask2) and boxes == boxes2
         assert lift.dtype == np.float32 and lift.min() >= 0 and lift[mask].mean() > 10
         # image = round(grey), twin = round(grey - lift): they differ by the lift up to rounding
         assert np.abs(image.astype(np.float64) - lift - twin).max() <= 1.0
         near = ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=4)  # the blur's reach
         assert not lift[~near].any()
-    _, rng = _case(synth.NORMAL, 0)
-    assert not synth.render_case_and_lift(rng, 128, synth.NORMAL)[3].any()
+    _, rng = _case(NORMAL, 0)
+    assert not render_case_and_lift(rng, 128, NORMAL)[3].any()
 
 
 def test_lift_files_are_written_for_every_image(root: Path) -> None:
     for index in range(CFG.n_pneumonia):
-        pid, _ = _case(synth.LUNG_OPACITY, index)
+        pid, _ = _case(LUNG_OPACITY, index)
         stored = np.asarray(Image.open(root / LIFT_DIR / f"{pid}.png"))
         assert stored.dtype == np.uint16 and stored.shape == (CFG.size, CFG.size)
-        lift = synth.make_case(CFG.seed, synth.LUNG_OPACITY, index, CFG.size).lift
+        lift = make_case(CFG.seed, LUNG_OPACITY, index, CFG.size).lift
         assert np.abs(stored / LIFT_SCALE - lift).max() <= 0.5 / LIFT_SCALE + 1e-6
-    pid, _ = _case(synth.NORMAL, 0)
+    pid, _ = _case(NORMAL, 0)
     assert not np.asarray(Image.open(root / LIFT_DIR / f"{pid}.png")).any()
 
 
@@ -83,10 +86,10 @@ def test_twin_is_the_lesion_free_render_up_to_jpeg(cache) -> None:
     """x - twin equals the difference of the two float renders (no JPEG) to one grey level."""
     position = {pid: i for i, pid in enumerate(cache.patient_ids)}
     for index in range(4):
-        pid, rng = _case(synth.LUNG_OPACITY, index)
-        image = synth.render_case(rng, CFG.size)[0]
-        _, rng = _case(synth.LUNG_OPACITY, index)
-        twin = synth.render_case(rng, CFG.size, with_lesions=False)[0]
+        pid, rng = _case(LUNG_OPACITY, index)
+        image = render_case(rng, CFG.size)[0]
+        _, rng = _case(LUNG_OPACITY, index)
+        twin = render_case(rng, CFG.size, with_lesions=False)[0]
         honest = resize_area(image, SIZE).astype(np.int16) - resize_area(twin, SIZE)
         i = position[pid]
         oracle = cache.images[i].astype(np.int16) - cache.twins[i]
@@ -132,7 +135,7 @@ def test_real_layout_has_no_twins(tmp_path: Path) -> None:
 def test_lift_of_the_wrong_size_is_named(root: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad"
     shutil.copytree(root, bad)
-    pid, _ = _case(synth.LUNG_OPACITY, 0)
+    pid, _ = _case(LUNG_OPACITY, 0)
     Image.fromarray(np.zeros((32, 32), np.uint16)).save(bad / LIFT_DIR / f"{pid}.png")
     with pytest.raises(DataError, match=rf"{pid}\.png: lesion lift is 32x32"):
         prepare_cache(read_labels(bad, strict=True), SIZE, strict=True, progress=False, root=tmp_path / "cache")

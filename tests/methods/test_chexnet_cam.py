@@ -17,15 +17,26 @@ from safetensors.torch import save_file
 
 from bench import classifier as clf
 from bench.classifier import obtain_classifier
+from bench.classifier.model import resize_maps
 from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.errors import BenchError, ConfigError
 from bench.method import TrainContext
 from bench.registry import create_method, list_methods
 from bench.settings import load_config
-from methods.chexnet_cam.method import ChexNetCAM, cam_formula
+from methods.chexnet_cam.method import ChexNetCAM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def cam_formula(model: clf.DenseNetClassifier, x: torch.Tensor, relu: bool = True) -> torch.Tensor:
+    """The CAM sum_k w_k f_k of the final ReLU'd features, upsampled bilinearly to the classifier's
+    input size, then resized bilinearly to the image size (B, H, W): what Grad-CAM must equal up to scale."""
+    feats = model.net.forward_features(model.backbone_input(x))
+    cam = torch.einsum("k,bkhw->bhw", model.head_weight, feats).unsqueeze(1)
+    cam = F.relu(cam) if relu else cam
+    cam = F.interpolate(cam, size=(model.size, model.size), mode="bilinear", align_corners=False)[:, 0]
+    return resize_maps(cam, tuple(x.shape[-2:]))
 
 
 def mixed_sign_model(x: torch.Tensor, size: int) -> clf.DenseNetClassifier:
