@@ -280,5 +280,5 @@ def test_cli_train_judges_its_curves(smoke_cfg, tmp_path):
     out = tmp_path / "stargan"
     args = ["train", "--method", "stargan", "--preset", "smoke", "--data", smoke_cfg.data.root, "--out", str(out)]
     assert main([*args, "--set", "train.device='cpu'"]) == 0
-    curves = load_checkpoint(out / "final.pt")["state"]["curves"]
+    curves = load_checkpoint(out / "final.pt")["curves"]
     assert len(curves) >= 2 and all("accuracy_p2h" in point for point in curves)

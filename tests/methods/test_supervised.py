@@ -108,10 +108,10 @@ def test_deterministic_under_the_seed_and_resumes_exactly(tmp_path: Path, monkey
 
     step = SupervisedCeiling._step
 
-    def crash(self, net, opt, data, k):  # killed during step 7, after the checkpoint of step 5
+    def crash(self, net, opt, data, seed, k):  # killed during step 7, after the checkpoint of step 5
         if k == 7:
             raise KeyboardInterrupt
-        return step(self, net, opt, data, k)
+        return step(self, net, opt, data, seed, k)
 
     monkeypatch.setattr(SupervisedCeiling, "_step", crash)
     with pytest.raises(KeyboardInterrupt):
