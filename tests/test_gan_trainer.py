@@ -385,3 +385,22 @@ def _cpu_cfg():
     from bench.config import load_config
 
     return load_config("smoke", sets=["train.device='cpu'"])
+
+
+def test_the_trainer_never_imports_the_method_module():
+    """Imports in bench/train/gan run one way (method -> trainer): no other module of the package imports
+    the method module or the package itself, at module level, in a function or under TYPE_CHECKING."""
+    import ast
+
+    for path in sorted((ROOT / "bench" / "train" / "gan").glob("*.py")):
+        if path.name in ("__init__.py", "method.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                assert node.module != "bench.train.gan", path.name  # the package imports every module
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            assert "bench.train.gan.method" not in modules, path.name
