@@ -1,20 +1,23 @@
 """The interface every localization method implements.
 
-A method is trained on a :class:`TrainContext`, may translate images to a target domain
-(GAN methods), and produces a lesion map (higher = more likely lesion). The engine only ever
-talks to methods through this class, never through their names.
+A method is built from :class:`MethodSettings` (what it is: its params, image size, seed, device,
+network and classifier settings), trained on a :class:`TrainContext` (data, schedule, where to
+checkpoint), returning its learning-curve points, may translate images to a target domain (GAN
+methods), and produces a lesion map (higher = more likely lesion). The engine makes both from the
+run's Config and only ever talks to methods through this class, never through their names.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 
-from bench.config import Config, resolve_params
+from bench.config import ClassifierConfig, Config, ModelConfig, TrainConfig, resolve_params
 from bench.data.dataset import RSNADataset
 from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA  # noqa: F401  (re-exported for methods)
 from bench.train.device import resolve_device
@@ -34,23 +37,56 @@ class NoParams:
     """A method without hyper-parameters of its own."""
 
 
+@dataclass(frozen=True)
+class MethodSettings:
+    """What a method is built from, made by the engine from the run's Config (:meth:`Method.settings_from`).
+
+    ``params`` is the method's ``Params`` (defaults, preset values, the user's settings); ``size`` the
+    image side (``data.size``); ``seed`` draws its initial weights and seeded maps (``train.seed``);
+    ``model`` the GAN network sizes; ``classifier`` the shared classifier's settings (input size, layout).
+    """
+
+    params: Any
+    size: int
+    seed: int
+    device: torch.device
+    model: ModelConfig
+    classifier: ClassifierConfig
+
+
+class CheckpointKey(Protocol):
+    """The identity of a method's training checkpoint (:func:`bench.identity.artifact_identity` of the run's
+    Config and this method): its ``params`` trained on data ``data_hash``; ``schedule`` adds the train schedule."""
+
+    def __call__(self, data_hash: str, params: dict[str, Any], *, schedule: bool = True) -> str: ...
+
+
+Points = list[dict[str, float]]  # learning-curve points (``bench.train.gan.curves``), in training order
+
+
 @dataclass
 class TrainContext:
-    """Everything a method needs to train: data, where to checkpoint, whether to resume.
+    """Everything a method needs to train: data, its training settings, where to checkpoint, whether to resume.
 
     ``tune`` is the only split a method may choose on (early stopping, checkpoints, thresholds).
-    ``classifier_store`` is where the shared classifier is kept (None: ``<LESIONBENCH_HOME>/classifiers``).
-    ``judge`` is the run's evaluator (anything with ``probs(images)`` and ``threshold``) for learning
-    curves measured during training; None leaves the judged figures out of them. ``progress_row`` is the
-    terminal line of the progress bar (methods training side by side each keep their own line).
+    ``settings`` is the run's training settings (iterations, batch size, checkpoint and curve cadence,
+    recipe, precision, seed, device). ``checkpoint_key`` identifies a resumable checkpoint (a checkpoint
+    of another key is refused). ``classifier(device)`` gives the run's shared classifier (trained, reused
+    or the user's weights; :func:`bench.classifier.shared.obtain_classifier`). ``judge`` is the run's
+    evaluator (anything with ``probs(images)`` and ``threshold``) for learning curves measured during
+    training; None leaves the judged figures out of them. ``progress_row`` is the terminal line of the
+    progress bar (methods training side by side each keep their own line).
+    The engine builds it with :func:`bench.train.runner.train_context`.
     """
 
     train: RSNADataset
     tune: RSNADataset
     out_dir: Path
+    settings: TrainConfig
+    checkpoint_key: CheckpointKey
+    classifier: Callable[[torch.device], Any]
     resume: bool = False
     progress: bool = True
-    classifier_store: Path | None = None
     judge: Any | None = None
     progress_row: int = 0
 
@@ -71,10 +107,28 @@ class Method(abc.ABC):
     # preset name -> parameter values for that preset (under the user's ``method.<name>.*`` settings)
     preset_params: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
-        self.cfg = cfg
-        self.params = self.effective_params(cfg)
-        self.device = resolve_device(cfg.train.device if device is None else device)
+    def __init__(self, settings: MethodSettings) -> None:
+        self.settings = settings
+        self.params = settings.params
+        self.device = settings.device
+
+    @classmethod
+    def settings_from(cls, cfg: Config, device: str | torch.device | None = None) -> MethodSettings:
+        """The :class:`MethodSettings` of this method under the run's ``cfg`` (``device`` overrides
+        ``train.device``)."""
+        return MethodSettings(
+            params=cls.effective_params(cfg),
+            size=cfg.data.size,
+            seed=cfg.train.seed,
+            device=resolve_device(cfg.train.device if device is None else device),
+            model=cfg.model,
+            classifier=cfg.classifier,
+        )
+
+    @classmethod
+    def from_config(cls, cfg: Config, device: str | torch.device | None = None) -> Method:
+        """This method built from the run's ``cfg`` (what :func:`bench.registry.create_method` does by name)."""
+        return cls(cls.settings_from(cfg, device))
 
     @classmethod
     def effective_params(cls, cfg: Config) -> Any:
@@ -84,8 +138,9 @@ class Method(abc.ABC):
         return resolve_params(cls.Params, merged, f"method.{cls.name}")
 
     @abc.abstractmethod
-    def fit(self, ctx: TrainContext) -> None:
-        """Train on ``ctx.train`` (checkpointing into ``ctx.out_dir``, resuming if asked)."""
+    def fit(self, ctx: TrainContext) -> Points:
+        """Train on ``ctx.train`` (checkpointing into ``ctx.out_dir``, resuming if asked); returns the
+        learning-curve points taken during training ([] for a method without curves)."""
 
     def translate(self, x: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor:
         """G(x, target): images (B, 1, H, W) in [-1, 1] translated to ``target`` domain.

@@ -173,10 +173,10 @@ def _run_method(
                 raise BenchError(f"training in another process failed: {worker.error}\n{worker.trace}")
             scfg = _seed_config(cfg, seed)
             with watch.stage(f"train {name}"):
-                method, _ = train_method(name, scfg, data, progress=progress, judge=judge)
-            run.curves.append(list(getattr(method, "curves", [])))
+                done = train_method(name, scfg, data, progress=progress, judge=judge)
+            run.curves.append(done.curves)
             with watch.stage(f"evaluate {name}"):
-                run.evals.append(evaluate(method, data.test, judge, cfg.eval, examples, progress))
+                run.evals.append(evaluate(done.method, data.test, judge, cfg.eval, examples, progress))
     except Exception as exc:  # noqa: BLE001 (one method's failure must not lose the others' results)
         run.error = f"{type(exc).__name__}: {first_line(exc, default='')}"
         log.append(f"== {name}\n{traceback.format_exc()}")

@@ -99,8 +99,9 @@ def method_title(name: str) -> str:
 
 
 def create_method(name: str, cfg: Config, device: str | torch.device | None = None) -> Method:
-    """Instantiate the method registered under ``name`` with configuration ``cfg``."""
-    return get_method_class(name)(cfg, device)
+    """Instantiate the method registered under ``name``, built from configuration ``cfg``
+    (:meth:`~bench.method.Method.settings_from`)."""
+    return get_method_class(name).from_config(cfg, device)
 
 
 def method_params(name: str, cfg: Config) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.registry import create_method
 from bench.settings import load_config
 from bench.train.gan import GANMethod, GANTrainer, Sampler
+from bench.train.gan.recipe import resolve_recipe
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 PRESETS = ["quick", "standard"]
@@ -130,6 +131,7 @@ def build(name: str, preset: str, precision: str) -> tuple[GANMethod, GANTrainer
     cfg.train.bf16 = precision == "bf16"
     cfg.method["vagan"] = {"boost_first": 0, "boost_every": 0}  # steady state: 5 critic steps
     method = create_method(name, cfg)
+    method.use_recipe(resolve_recipe(cfg.train))  # the preset's recipe, as its training applies it
     trainer = GANTrainer(method, bf16=cfg.train.bf16)
     batch = method.draw(Sampler(RandomSplit(cfg.data.size), seed=0), cfg.train.batch_size)
     return method, trainer, {k: v.to(method.device) for k, v in batch.items()}

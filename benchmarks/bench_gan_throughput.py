@@ -43,7 +43,7 @@ from bench.registry import create_method
 from bench.settings import load_config
 from bench.train.gan import GANMethod, GANTrainer, Sampler
 from bench.train.gan.losses import Batch, Terms, total
-from bench.train.gan.recipe import ema_decay_at
+from bench.train.gan.recipe import ema_decay_at, resolve_recipe
 from bench.train.gan.trainer import frozen
 
 METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
@@ -155,6 +155,7 @@ def build(name: str, preset: str) -> tuple[GANTrainer, ReferenceTrainer, list[Ba
     cfg = load_config(preset)
     cfg.train.device = "cpu"
     method = create_method(name, cfg)
+    method.use_recipe(resolve_recipe(cfg.train))  # the preset's recipe, as its training applies it
     sampler = Sampler(RandomSplit(cfg.data.size), seed=0)
     batches = [method.draw(sampler, cfg.train.batch_size) for _ in range(N_BATCHES)]
     return GANTrainer(method), ReferenceTrainer(copy.deepcopy(method)), batches

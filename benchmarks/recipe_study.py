@@ -46,7 +46,7 @@ def _train(method: str, recipe: str, out: Path, preset: str) -> Path:
 
 def _curve(folder: Path) -> list[dict[str, float]]:
     saved = torch.load(folder / "final.pt", map_location="cpu", weights_only=True)
-    return saved["state"]["curves"]
+    return saved["curves"]
 
 
 def _at(curve: list[dict[str, float]], seconds: float, key: str) -> float:

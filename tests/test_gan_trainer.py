@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import to_dict
 from bench.errors import BenchError
-from bench.method import TrainContext
 from bench.registry import create_method, list_methods
 from bench.train.checkpoint import load_checkpoint
 from bench.train.gan import CHECKPOINT_NAME, LOG_NAME, GANTrainer, Sampler, gradient_penalty
+from bench.train.gan.recipe import resolve_recipe
 from bench.train.gan.trainer import Reuse, pure
+from bench.train.runner import train_context
 
 ROOT = Path(__file__).resolve().parents[1]
 GAN_METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
@@ -37,8 +37,9 @@ import torch
 torch.set_num_threads(1)
 import bench.train.gan as gan
 import bench.train.gan.trainer as gan_trainer
-from bench import TrainContext, create_method, load_config
+from bench import create_method, load_config
 from bench.data import open_data
+from bench.train.runner import train_context
 
 method, root, out, resume, pause, *sets = sys.argv[1:]
 cfg = load_config("smoke", sets=[f"data.root={root!r}", "train.device='cpu'", *sets])
@@ -55,7 +56,7 @@ def logged(self, n, domain=None):
 gan.Sampler.positions = logged
 data = open_data(cfg.data, progress=False)
 m = create_method(method, cfg)
-m.fit(TrainContext(train=data.train, tune=data.tune, out_dir=Path(out), resume=resume == "1", progress=False))
+m.fit(train_context(method, cfg, data.train, data.tune, Path(out), resume=resume == "1", progress=False))
 rank = os.environ.get("RANK", "0")
 torch.save({"generator": m.generator.state_dict(), "drawn": drawn}, Path(out) / f"rank{rank}.pt")
 """
@@ -226,6 +227,7 @@ def test_generator_step_reuses_the_critic_steps_outputs_bit_for_bit(name, recipe
     smoke_cfg.train.recipe = recipe
     smoke_cfg.method[name] = {"n_critic": 2}
     m = create_method(name, smoke_cfg)
+    m.use_recipe(resolve_recipe(smoke_cfg.train))
     kept = GANTrainer(m)
     fresh = GANTrainer(copy.deepcopy(m))
     fresh.reuse = None  # every generator step recomputes its forward passes, as before the reuse
@@ -266,17 +268,17 @@ def test_impure_generator_trains_without_reuse(smoke_cfg):
     assert trainer.reuse is None
 
 
-def _ctx(data, out: Path, resume: bool = False) -> TrainContext:
-    return TrainContext(train=data.train, tune=data.tune, out_dir=out, resume=resume, progress=False)
+def _ctx(name: str, cfg, data, out: Path, resume: bool = False):
+    return train_context(name, cfg, data.train, data.tune, out, resume=resume, progress=False)
 
 
 def test_fit_checkpoints_and_finished_resume_returns_at_once(smoke_cfg, smoke_data, tmp_path):
     m = create_method("stargan", smoke_cfg)
-    m.fit(_ctx(smoke_data, tmp_path))
+    curves = m.fit(_ctx("stargan", smoke_cfg, smoke_data, tmp_path))
     state = load_checkpoint(tmp_path / CHECKPOINT_NAME)
-    assert state["iteration"] == smoke_cfg.train.iterations == m.iteration
-    assert state["config"] == to_dict(smoke_cfg)
-    assert {"generator", "critic", "trainer", "sampler", "rng"} <= set(state)
+    assert state["iteration"] == smoke_cfg.train.iterations == state["trainer"]["iteration"]
+    assert {"generator", "critic", "trainer", "sampler", "rng", "identity"} <= set(state)
+    assert state["curves"] == curves and [p["iteration"] for p in curves] == [0, 12]
     assert {"opt_g", "opt_d", "g_steps", "cycle"} <= set(state["trainer"])
     assert {"generator", "streams"} <= set(state["sampler"]) and "torch" in state["rng"]
     log = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
@@ -284,7 +286,7 @@ def test_fit_checkpoints_and_finished_resume_returns_at_once(smoke_cfg, smoke_da
     assert [r["iteration"] for r in log if "curve" in r] == [0, 12]  # eval_every 250: the start and the end
     stamp = (tmp_path / CHECKPOINT_NAME).stat().st_mtime_ns
     again = create_method("stargan", smoke_cfg)
-    again.fit(_ctx(smoke_data, tmp_path, resume=True))
+    assert again.fit(_ctx("stargan", smoke_cfg, smoke_data, tmp_path, resume=True)) == curves
     assert (tmp_path / CHECKPOINT_NAME).stat().st_mtime_ns == stamp
     _assert_same_tensors(again.state_dict(), m.state_dict())
 
@@ -293,12 +295,12 @@ def test_fit_checkpoints_and_finished_resume_returns_at_once(smoke_cfg, smoke_da
 def test_resume_in_process_equals_uninterrupted(name, smoke_cfg, smoke_data, tmp_path):
     smoke_cfg.method["vagan"] = {"boost_first": 1, "boost_critic_steps": 3}
     whole = create_method(name, smoke_cfg)
-    whole.fit(_ctx(smoke_data, tmp_path / "whole"))
+    whole.fit(_ctx(name, smoke_cfg, smoke_data, tmp_path / "whole"))
     smoke_cfg.train.iterations = 7
-    create_method(name, smoke_cfg).fit(_ctx(smoke_data, tmp_path / "parts"))
+    create_method(name, smoke_cfg).fit(_ctx(name, smoke_cfg, smoke_data, tmp_path / "parts"))
     smoke_cfg.train.iterations = 12
     rest = create_method(name, smoke_cfg)
-    rest.fit(_ctx(smoke_data, tmp_path / "parts", resume=True))
+    rest.fit(_ctx(name, smoke_cfg, smoke_data, tmp_path / "parts", resume=True))
     _assert_same_tensors(
         load_checkpoint(tmp_path / "whole" / CHECKPOINT_NAME), load_checkpoint(tmp_path / "parts" / CHECKPOINT_NAME)
     )
@@ -306,11 +308,11 @@ def test_resume_in_process_equals_uninterrupted(name, smoke_cfg, smoke_data, tmp
 
 def test_resume_refuses_other_settings(smoke_cfg, smoke_data, tmp_path):
     smoke_cfg.train.iterations = 2
-    create_method("pillet", smoke_cfg).fit(_ctx(smoke_data, tmp_path))
+    create_method("pillet", smoke_cfg).fit(_ctx("pillet", smoke_cfg, smoke_data, tmp_path))
     smoke_cfg.train.iterations = 4
     smoke_cfg.method["pillet"] = {"lambda_id": 1.0}
     with pytest.raises(BenchError, match="other data, model or method.pillet settings"):
-        create_method("pillet", smoke_cfg).fit(_ctx(smoke_data, tmp_path, resume=True))
+        create_method("pillet", smoke_cfg).fit(_ctx("pillet", smoke_cfg, smoke_data, tmp_path, resume=True))
 
 
 def test_killed_run_resumes_to_the_uninterrupted_weights(synth_root, tmp_path):
@@ -383,3 +385,22 @@ def _cpu_cfg():
     from bench.settings import load_config
 
     return load_config("smoke", sets=["train.device='cpu'"])
+
+
+def test_the_trainer_never_imports_the_method_module():
+    """Imports in bench/train/gan run one way (method -> trainer): no other module of the package imports
+    the method module or the package itself, at module level, in a function or under TYPE_CHECKING."""
+    import ast
+
+    for path in sorted((ROOT / "bench" / "train" / "gan").glob("*.py")):
+        if path.name in ("__init__.py", "method.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                assert node.module != "bench.train.gan", path.name  # the package imports every module
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            assert "bench.train.gan.method" not in modules, path.name

@@ -12,7 +12,8 @@ from bench.identity import artifact_identity
 from bench.registry import create_method, get_method_class, list_methods
 from bench.settings import load_config
 from bench.train.gan import resume_identity
-from bench.train.runner import training_key
+from bench.train.gan.recipe import resolve_recipe
+from bench.train.runner import train_context, training_key
 
 DATA_HASH = "d0"
 
@@ -77,13 +78,19 @@ def test_classifier_key_ignores_gan_settings() -> None:
     assert classifier_key(_cfg(), "d1") != base
 
 
+def _resume_identity(name: str, cfg: Config, data_hash: str) -> str:
+    key = train_context(name, cfg, None, None, Path("unused")).checkpoint_key
+    return resume_identity(key, create_method(name, cfg).params, resolve_recipe(cfg.train), data_hash)
+
+
 def test_gan_resume_identity_allows_a_longer_schedule() -> None:
     name = _translating()[0]
-    base = resume_identity(create_method(name, _cfg(preset="smoke")), DATA_HASH)
-    assert resume_identity(create_method(name, _cfg("train.iterations=99", preset="smoke")), DATA_HASH) == base
-    assert resume_identity(create_method(name, _cfg("classifier.lr=0.5", preset="smoke")), DATA_HASH) == base
-    assert resume_identity(create_method(name, _cfg(f"method.{name}.lambda_gp=1.0", preset="smoke")), DATA_HASH) != base
-    assert resume_identity(create_method(name, _cfg(preset="smoke")), "d1") != base
+    base = _resume_identity(name, _cfg(preset="smoke"), DATA_HASH)
+    assert _resume_identity(name, _cfg("train.iterations=99", preset="smoke"), DATA_HASH) == base
+    assert _resume_identity(name, _cfg("classifier.lr=0.5", preset="smoke"), DATA_HASH) == base
+    assert _resume_identity(name, _cfg(f"method.{name}.lambda_gp=1.0", preset="smoke"), DATA_HASH) != base
+    assert _resume_identity(name, _cfg("train.recipe='fast'", preset="smoke"), DATA_HASH) != base
+    assert _resume_identity(name, _cfg(preset="smoke"), "d1") != base
 
 
 @pytest.mark.parametrize("flag", ["model", "schedule", "classifier"])

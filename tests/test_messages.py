@@ -11,10 +11,10 @@ import torch
 
 from bench.cli.main import main
 from bench.errors import BenchError
-from bench.method import TrainContext
 from bench.registry import create_method
 from bench.train.checkpoint import load_checkpoint
 from bench.train.gan import LOG_NAME
+from bench.train.runner import train_context
 
 
 class _Payload:
@@ -74,10 +74,11 @@ def test_text_file_as_maps_is_not_called_pickled(tmp_path: Path, capsys: pytest.
 def test_log_after_resume_has_no_empty_generator_entry(smoke_cfg, smoke_data, tmp_path: Path) -> None:
     """After a resume the first logged step had "g": {} (no generator step yet in the new process)."""
     smoke_cfg.train.iterations = 7
-    create_method("stargan", smoke_cfg).fit(TrainContext(smoke_data.train, smoke_data.tune, tmp_path, progress=False))
+    ctx = train_context("stargan", smoke_cfg, smoke_data.train, smoke_data.tune, tmp_path, progress=False)
+    create_method("stargan", smoke_cfg).fit(ctx)
     smoke_cfg.train.iterations = 12
     create_method("stargan", smoke_cfg).fit(
-        TrainContext(smoke_data.train, smoke_data.tune, tmp_path, resume=True, progress=False)
+        train_context("stargan", smoke_cfg, smoke_data.train, smoke_data.tune, tmp_path, resume=True, progress=False)
     )
     lines = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
     lines = [r for r in lines if "curve" not in r]  # training steps only; learning-curve points have their own lines

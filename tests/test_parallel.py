@@ -56,8 +56,8 @@ def test_two_jobs_give_the_record_of_one(smoke_cfg: Config, tmp_path: Path, monk
 class _Brightness(Method):
     """Registered at run time only: the lesion map is the image."""
 
-    def fit(self, ctx) -> None:
-        pass
+    def fit(self, ctx) -> list:
+        return []
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 0]

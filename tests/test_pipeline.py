@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
@@ -247,19 +248,18 @@ def test_seeds_and_paper_figures_in_report(smoke_cfg: Config, tmp_path: Path, te
 def test_finished_model_reused_only_for_the_same_settings(
     smoke_cfg: Config, smoke_data, tmp_path: Path, test_methods, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import copy
 
     from bench.errors import BenchError
     from bench.train.runner import train_method
 
-    _, out = train_method("t_identity", smoke_cfg, smoke_data, tmp_path / "m", progress=False)
+    out = train_method("t_identity", smoke_cfg, smoke_data, tmp_path / "m", progress=False).out_dir
     assert (out / "final.pt").is_file()
 
     def no_training(self, ctx) -> None:
         raise AssertionError("a finished model was trained again")
 
     monkeypatch.setattr(_Identity, "fit", no_training)
-    again, _ = train_method("t_identity", smoke_cfg, smoke_data, out, progress=False)
+    again = train_method("t_identity", smoke_cfg, smoke_data, out, progress=False).method
     assert isinstance(again, _Identity)
     other = copy.deepcopy(smoke_cfg)
     other.train.iterations += 1
@@ -322,9 +322,7 @@ def _fresh_gan(monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
         return
 
     def randomized(self, seed: int) -> Method:
-        cfg = copy.deepcopy(self.cfg)
-        cfg.train.seed = seed
-        return type(self)(cfg, self.device)
+        return type(self)(dataclasses.replace(self.settings, seed=seed))
 
     monkeypatch.setattr(cls, "randomized", randomized)
 
@@ -345,12 +343,12 @@ def test_resolve_methods_and_references(smoke_data, fake_references) -> None:
 def test_randomization_rho_known_answers(smoke_cfg: Config, smoke_data, test_methods) -> None:
     from bench.evaluate.protocol import collect_outputs, randomization_figure
 
-    method = _Identity(smoke_cfg, "cpu")
+    method = _Identity.from_config(smoke_cfg, "cpu")
     out = collect_outputs(method, smoke_data.test, None, smoke_cfg.eval, progress=False)
     pneu = [pid for pid, d in zip(out.patient_ids, out.domains) if d == 1]
 
     same = MethodEval()  # a randomized copy whose map ignores the weights: rho = 1 on every image
-    method.randomized = lambda seed: _Identity(smoke_cfg, "cpu")
+    method.randomized = lambda seed: _Identity.from_config(smoke_cfg, "cpu")
     randomization_figure(method, smoke_data.test, out, smoke_cfg.eval, same)
     fig = same.figures["randomization_rho"]
     assert fig.value == pytest.approx(1.0) and fig.direction == "lower" and fig.n == len(pneu)
@@ -361,12 +359,12 @@ def test_randomization_rho_known_answers(smoke_cfg: Config, smoke_data, test_met
             return torch.rand(x.shape[0], *x.shape[2:], generator=torch.Generator().manual_seed(7))
 
     noise = MethodEval()  # a map of pure noise does not follow the trained map
-    method.randomized = lambda seed: _Noise(smoke_cfg, "cpu")
+    method.randomized = lambda seed: _Noise.from_config(smoke_cfg, "cpu")
     randomization_figure(method, smoke_data.test, out, smoke_cfg.eval, noise)
     assert abs(noise.figures["randomization_rho"].value) < 0.2
 
     none = MethodEval()  # nothing learned, nothing to randomize
-    randomization_figure(_EdgeRef(smoke_cfg, "cpu"), smoke_data.test, out, smoke_cfg.eval, none)
+    randomization_figure(_EdgeRef.from_config(smoke_cfg, "cpu"), smoke_data.test, out, smoke_cfg.eval, none)
     assert not none.figures and not none.per_image
 
 

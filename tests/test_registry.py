@@ -17,8 +17,8 @@ from bench.errors import BenchError
 class _Tiny(Method):
     """A trivial method for registry tests: the map is the image itself."""
 
-    def fit(self, ctx) -> None:
-        pass
+    def fit(self, ctx) -> list:
+        return []
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, 0]
@@ -42,6 +42,15 @@ def test_register_and_create() -> None:
             method.translate(x, 0)
     finally:
         registry._REGISTRY.pop("registry_test_tiny", None)
+
+
+def test_a_method_is_built_from_its_settings_not_the_config() -> None:
+    cfg = load_config("smoke", sets=["train.seed=5", "data.size=48"])
+    settings = _Tiny.settings_from(cfg, "cpu")
+    assert (settings.size, settings.seed, settings.device) == (48, 5, torch.device("cpu"))
+    assert settings.model == cfg.model and settings.classifier == cfg.classifier
+    method = _Tiny.from_config(cfg, "cpu")
+    assert method.settings == settings and method.params == settings.params and not hasattr(method, "cfg")
 
 
 def test_unknown_method_is_a_clear_error() -> None:

@@ -181,9 +181,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         from bench.evaluate.judge import get_evaluator
 
         judge = get_evaluator(cfg, data, progress=True)  # scores the learning curves' P→H share
-    _, out_dir = train_method(
+    out_dir = train_method(
         args.method, cfg, data, Path(args.out) if args.out else None, resume=args.resume, progress=True, judge=judge
-    )
+    ).out_dir
     print(f"trained {args.method} ({cfg.preset}); checkpoints in {out_dir}")
     return 0
 

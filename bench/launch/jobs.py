@@ -95,7 +95,7 @@ def train_task(plan: dict[str, Any], index: int) -> None:
     cls = get_method_class(task["method"])
     data = open_data(cfg.data, progress=False)
     judge = get_evaluator(cfg, data, progress=False) if cls.translates and cfg.train.eval_every > 0 else None
-    _, out_dir = train_method(task["method"], cfg, data, resume=True, progress=True, judge=judge)
+    out_dir = train_method(task["method"], cfg, data, resume=True, progress=True, judge=judge).out_dir
     if env_info().is_main:
         print(f"trained {task['method']} seed {task['seed']}; checkpoints in {out_dir}", flush=True)
 

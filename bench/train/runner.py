@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from bench.config import Config, from_dict, to_dict
 from bench.data import PreparedData
 from bench.data.cache import lesionbench_home
+from bench.data.dataset import RSNADataset
 from bench.errors import BenchError
 from bench.identity import artifact_identity
-from bench.method import Method, TrainContext
+from bench.method import Method, Points, TrainContext
 from bench.registry import create_method, get_method_class, method_params
 from bench.train.checkpoint import load_checkpoint, save_checkpoint
 
 FINAL = "final.pt"
+
+
+@dataclass
+class TrainedMethod:
+    """A trained method, its checkpoint folder and the learning-curve points its training took."""
+
+    method: Method
+    out_dir: Path
+    curves: Points
 
 
 def training_key(name: str, cfg: Config, data_hash: str) -> str:
@@ -39,8 +54,54 @@ def _is_main() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def load_trained(name: str, cfg: Config, out_dir: Path, data_hash: str) -> Method | None:
-    """The trained method saved in ``out_dir``, or None when it has not finished training.
+def _classifier_source(
+    cfg: Config, train: RSNADataset, tune: RSNADataset, out_dir: Path, store: Path | None, resume: bool, progress: bool
+) -> Callable[[torch.device], Any]:
+    """The run's shared classifier on a device, obtained when a method asks for it."""
+
+    def obtain(device: torch.device) -> Any:
+        from bench.classifier.shared import obtain_classifier
+
+        return obtain_classifier(
+            cfg, train, tune, device, store_dir=store, work_dir=out_dir, resume=resume, progress=progress
+        )
+
+    return obtain
+
+
+def train_context(
+    name: str,
+    cfg: Config,
+    train: RSNADataset,
+    tune: RSNADataset,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    judge: Any | None = None,
+    progress_row: int = 0,
+    classifier_store: Path | None = None,
+) -> TrainContext:
+    """What method ``name`` trains with under ``cfg``: the data, ``cfg.train``, its checkpoint identity
+    (:func:`bench.identity.artifact_identity` of ``cfg``) and the shared classifier (kept in
+    ``classifier_store``, default ``<LESIONBENCH_HOME>/classifiers``)."""
+    out_dir = Path(out_dir)
+    return TrainContext(
+        train=train,
+        tune=tune,
+        out_dir=out_dir,
+        settings=cfg.train,
+        checkpoint_key=functools.partial(artifact_identity, name, cfg),
+        classifier=_classifier_source(cfg, train, tune, out_dir, classifier_store, resume, progress),
+        resume=resume,
+        progress=progress,
+        judge=judge,
+        progress_row=progress_row,
+    )
+
+
+def load_trained(name: str, cfg: Config, out_dir: Path, data_hash: str) -> TrainedMethod | None:
+    """The trained method saved in ``out_dir`` with its curve points, or None when it has not finished training.
 
     A model trained with other settings or on other data is an error, never silently reused.
     """
@@ -57,7 +118,9 @@ def load_trained(name: str, cfg: Config, out_dir: Path, data_hash: str) -> Metho
         )
     method = create_method(name, cfg)
     method.load_state_dict(saved["state"])
-    return method
+    # a model saved before the curves moved out of the method's state keeps them in it
+    curves = saved["curves"] if "curves" in saved else saved["state"].get("curves", [])
+    return TrainedMethod(method, out_dir, [dict(point) for point in curves])
 
 
 def train_method(
@@ -69,28 +132,29 @@ def train_method(
     progress: bool = True,
     judge: Any | None = None,
     progress_row: int = 0,
-) -> tuple[Method, Path]:
-    """Train ``name`` (or reuse its finished checkpoint) and return it with its folder; ``judge`` (the
-    run's evaluator, optional) scores the learning curves taken during training; ``progress_row`` is
-    the terminal line of its progress bar."""
+) -> TrainedMethod:
+    """Train ``name`` (or reuse its finished checkpoint) and return it with its folder and curve points;
+    ``judge`` (the run's evaluator, optional) scores the learning curves taken during training;
+    ``progress_row`` is the terminal line of its progress bar."""
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(name, cfg, data)
     if resume:
         done = load_trained(name, cfg, out_dir, data.manifest_hash)
         if done is not None:
-            return done, out_dir
+            return done
     method = create_method(name, cfg)
     out_dir.mkdir(parents=True, exist_ok=True)
-    method.fit(
-        TrainContext(
-            train=data.train,
-            tune=data.tune,
-            out_dir=out_dir,
-            resume=resume,
-            progress=progress,
-            judge=judge,
-            progress_row=progress_row,
-        )
+    ctx = train_context(
+        name,
+        cfg,
+        data.train,
+        data.tune,
+        out_dir,
+        resume=resume,
+        progress=progress,
+        judge=judge,
+        progress_row=progress_row,
     )
+    curves = [dict(point) for point in method.fit(ctx) or []]  # None: a method written before fit returned points
     if _is_main():
         save_checkpoint(
             out_dir / FINAL,
@@ -99,6 +163,7 @@ def train_method(
                 "config": to_dict(cfg),
                 "data_hash": data.manifest_hash,
                 "state": method.state_dict(),
+                "curves": curves,
             },
         )
-    return method, out_dir
+    return TrainedMethod(method, out_dir, curves)

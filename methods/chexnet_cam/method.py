@@ -29,18 +29,10 @@ from typing import Any
 import torch
 from captum.attr import IntegratedGradients, LayerAttribution, LayerGradCam
 
-from bench.classifier import (
-    ClassifierBundle,
-    DenseNetClassifier,
-    build_classifier,
-    export_weights,
-    load_classifier,
-    obtain_classifier,
-)
+from bench.classifier import ClassifierBundle, DenseNetClassifier, build_classifier, export_weights, load_classifier
 from bench.classifier.model import resize_maps
-from bench.config import Config
 from bench.errors import BenchError, ConfigError
-from bench.method import Method, TrainContext
+from bench.method import Method, MethodSettings, Points, TrainContext
 from bench.registry import register_method
 
 IG_MAPS = ("positive", "abs")
@@ -76,31 +68,23 @@ class _ChexNetMethod(Method):
     uses_classifier = True
     training_cost = 0.0  # loads the shared classifier, which the run trains before any method
 
-    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
-        super().__init__(cfg, device)
+    def __init__(self, settings: MethodSettings) -> None:
+        super().__init__(settings)
         self.model: DenseNetClassifier | None = None
         self.classifier_info: dict[str, Any] = {}
 
-    def fit(self, ctx: TrainContext) -> None:
-        """Train the classifier (or reuse the published one, or load user weights)."""
-        bundle: ClassifierBundle = obtain_classifier(
-            self.cfg,
-            ctx.train,
-            ctx.tune,
-            self.device,
-            store_dir=ctx.classifier_store,
-            work_dir=ctx.out_dir,
-            resume=ctx.resume,
-            progress=ctx.progress,
-        )
+    def fit(self, ctx: TrainContext) -> Points:
+        """Obtain the run's shared classifier (trained, the published one reused, or user weights)."""
+        bundle: ClassifierBundle = ctx.classifier(self.device)
         self.model = bundle.model
         self.classifier_info = bundle.info()
+        return []
 
     def randomized(self, seed: int) -> _ChexNetMethod:
         """The same method and settings on a freshly initialized DenseNet-121 (``torch.manual_seed(seed)``,
         then built; no training), for the model-randomization check."""
-        twin = type(self)(self.cfg, self.device)
-        c = self.cfg.classifier
+        twin = type(self)(self.settings)
+        c = self.settings.classifier
         twin.model = build_classifier(seed, self.device, c.channels_last, size=c.size).eval()
         twin.classifier_info = {"source": "randomized", "seed": seed}
         return twin
@@ -111,7 +95,7 @@ class _ChexNetMethod(Method):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the classifier saved by :meth:`state_dict`."""
-        c = self.cfg.classifier
+        c = self.settings.classifier
         self.model = load_classifier(state["model"], f"{self.name} state", self.device, c.channels_last, size=c.size)
         self.classifier_info = dict(state.get("classifier", {}))
 
@@ -124,7 +108,7 @@ class _ChexNetMethod(Method):
         if x.ndim != 4 or x.shape[1] != 1:
             raise BenchError(f"{self.name}: expected images (B, 1, H, W), got {tuple(x.shape)}")
         x = x.to(self.device, torch.float32)
-        return x.contiguous(memory_format=torch.channels_last) if self.cfg.classifier.channels_last else x
+        return x.contiguous(memory_format=torch.channels_last) if self.settings.classifier.channels_last else x
 
 
 @register_method("chexnet_cam")
@@ -159,8 +143,8 @@ class ChexNetIG(_ChexNetMethod):
 
     Params = IGParams
 
-    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
-        super().__init__(cfg, device)
+    def __init__(self, settings: MethodSettings) -> None:
+        super().__init__(settings)
         p = self.params
         if p.map not in IG_MAPS:
             raise ConfigError(f"method.chexnet_ig.map: expected one of {', '.join(IG_MAPS)}, got {p.map!r}")

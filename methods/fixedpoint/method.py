@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from torch import nn
 
 from bench.registry import register_method
-from bench.train.gan import Batch, Network, Terms, l1
+from bench.train.gan import Batch, Network, Terms, check_size, l1
 from methods.fixedpoint.networks import FixedPointGenerator
 from methods.stargan.method import N_DOMAINS, StarGAN, StarGANParams
-from methods.stargan.networks import check_size
 
 
 @dataclass
@@ -35,8 +34,8 @@ class FixedPoint(StarGAN):
 
     def build_generator(self) -> nn.Module:
         """StarGAN trunk with a residual (tanh-free) head."""
-        check_size(self.cfg.data.size, 4, "the generator")
-        return FixedPointGenerator(self.cfg.model.width, self.cfg.model.n_res, N_DOMAINS)
+        check_size(self.settings.size, 4, "the generator")
+        return FixedPointGenerator(self.settings.model.width, self.settings.model.n_res, N_DOMAINS)
 
     def g_loss(self, batch: Batch, G: Network, D: Network) -> Terms:
         """Cross-domain terms, same-domain terms (suffix ``_same``) and the identity term."""

@@ -15,10 +15,9 @@ import torch
 from torch import nn
 
 from bench.registry import register_method
-from bench.train.gan import Batch, Network, Terms, l1
+from bench.train.gan import Batch, Network, Terms, check_size, l1
 from methods.pillet.networks import PilletGenerator
 from methods.stargan.method import N_DOMAINS, StarGAN, StarGANParams
-from methods.stargan.networks import check_size
 
 
 @dataclass
@@ -47,8 +46,8 @@ class Pillet(StarGAN):
 
     def build_generator(self) -> nn.Module:
         """StarGAN trunk with the SAB and mixing head."""
-        check_size(self.cfg.data.size, 4, "the generator")
-        model = self.cfg.model
+        check_size(self.settings.size, 4, "the generator")
+        model = self.settings.model
         return PilletGenerator(model.width, model.n_res, N_DOMAINS, sab=self.use_sab, clamp=self.params.clamp)
 
     def g_loss(self, batch: Batch, G: Network, D: Network) -> Terms:

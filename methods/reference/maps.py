@@ -16,7 +16,7 @@ from skimage.filters import sobel
 
 from bench.errors import BenchError
 from bench.evaluate.metrics import rasterize_boxes
-from bench.method import PNEUMONIA, Method, TrainContext
+from bench.method import PNEUMONIA, Method, Points, TrainContext
 from bench.registry import register_method
 
 
@@ -26,11 +26,12 @@ class Reference(Method):
     reference = True
     translates = False
 
-    def fit(self, ctx: TrainContext) -> None:
+    def fit(self, ctx: TrainContext) -> Points:
         """Nothing to learn; a data set lacking what the map needs is an error now, not at evaluation."""
         missing = self.needs - getattr(ctx.train, "keys", frozenset())
         if missing:
             raise BenchError(self.unavailable(missing))
+        return []
 
     def unavailable(self, missing: frozenset[str]) -> str:
         """One line saying why this reference cannot run on the data."""
@@ -59,7 +60,7 @@ class RandomNoise(Reference):
         maps = []
         for img in pixels:
             digest = int.from_bytes(hashlib.sha256(np.ascontiguousarray(img).tobytes()).digest()[:8], "little")
-            rng = np.random.default_rng([self.cfg.train.seed, digest])
+            rng = np.random.default_rng([self.settings.seed, digest])
             maps.append(rng.random(img.shape[-2:], dtype=np.float32))
         return torch.from_numpy(np.stack(maps)).to(x.device)
 
@@ -97,13 +98,14 @@ class Prior(Reference):
         super().__init__(*args, **kwargs)
         self.prior: torch.Tensor | None = None
 
-    def fit(self, ctx: TrainContext) -> None:
+    def fit(self, ctx: TrainContext) -> Points:
         """Average the rasterized box masks of ``ctx.train``'s Pneumonia images."""
         pneumonia = np.asarray(ctx.train.domains) == PNEUMONIA
         if not pneumonia.any():
             raise BenchError("ref_prior: the training split holds no Pneumonia image to average boxes over")
         masks = rasterize_boxes(ctx.train.boxes[pneumonia], ctx.train.n_boxes[pneumonia], ctx.train.size)
         self.prior = torch.from_numpy(masks.mean(0, dtype=np.float64).astype(np.float32))
+        return []
 
     def localize(self, x: torch.Tensor) -> torch.Tensor:
         """The prior, the same for every image, shape (B, H, W)."""

@@ -17,8 +17,8 @@ from torch import nn
 
 from bench.method import DOMAINS
 from bench.registry import register_method
-from bench.train.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
-from methods.stargan.networks import StarGANDiscriminator, StarGANGenerator, check_size, critic_depth
+from bench.train.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, check_size, l1
+from methods.stargan.networks import StarGANDiscriminator, StarGANGenerator, critic_depth
 
 N_DOMAINS = len(DOMAINS)
 
@@ -46,13 +46,13 @@ class StarGAN(GANMethod):
 
     def build_generator(self) -> nn.Module:
         """StarGAN generator (tanh head)."""
-        check_size(self.cfg.data.size, 4, "the generator")
-        return StarGANGenerator(self.cfg.model.width, self.cfg.model.n_res, N_DOMAINS)
+        check_size(self.settings.size, 4, "the generator")
+        return StarGANGenerator(self.settings.model.width, self.settings.model.n_res, N_DOMAINS)
 
     def build_critic(self) -> nn.Module:
         """PatchGAN discriminator with source and class heads."""
-        size = self.cfg.data.size
-        return StarGANDiscriminator(size, self.cfg.model.width, critic_depth(size, self.cfg.model.d_layers), N_DOMAINS)
+        size, model = self.settings.size, self.settings.model
+        return StarGANDiscriminator(size, model.width, critic_depth(size, model.d_layers), N_DOMAINS)
 
     def draw(self, sampler: Sampler, n: int) -> Batch:
         """Images of both domains (x, o), a random target t per image, GP mixing weights."""

@@ -57,12 +57,6 @@ def with_domain(x: torch.Tensor, target: torch.Tensor, n_domains: int) -> torch.
     return torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
 
 
-def check_size(size: int, multiple: int, what: str) -> None:
-    """Raise a ConfigError unless ``size`` is a positive multiple of ``multiple``."""
-    if size <= 0 or size % multiple:
-        raise ConfigError(f"data.size={size}: {what} needs a multiple of {multiple}")
-
-
 class StarGANTrunk(nn.Module):
     """Everything of the StarGAN generator but its head: (x, t) -> G', (B, c, H, W)."""
 

@@ -18,11 +18,9 @@ import numpy as np
 import torch
 
 from bench import progress
-from bench.config import Config
 from bench.data.dataset import RSNADataset
 from bench.errors import BenchError, ConfigError
-from bench.identity import artifact_identity
-from bench.method import Method, TrainContext
+from bench.method import Method, MethodSettings, Points, TrainContext
 from bench.registry import register_method
 from bench.train.checkpoint import load_checkpoint, save_checkpoint
 from methods.supervised.losses import box_bce
@@ -96,8 +94,8 @@ class SupervisedCeiling(Method):
             return "the tune split holds no lesion box to train on"
         return None
 
-    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
-        super().__init__(cfg, device)
+    def __init__(self, settings: MethodSettings) -> None:
+        super().__init__(settings)
         p = self.params
         if p.iterations < 1 or p.batch_size < 1 or p.width < 1 or p.lr <= 0 or p.checkpoint_every < 0:
             raise ConfigError(
@@ -105,21 +103,21 @@ class SupervisedCeiling(Method):
                 "checkpoint_every at least 0"
             )
         self.net: BoxUNet | None = None
-        self.size = cfg.data.size
+        self.size = settings.size
         self.losses: list[float] = []  # training loss per step of the last fit (this process's steps)
 
-    def build(self) -> BoxUNet:
-        """A freshly initialized U-Net, drawn from ``train.seed`` without touching the global RNG."""
+    def build(self, seed: int) -> BoxUNet:
+        """A freshly initialized U-Net, drawn from ``seed`` without touching the global RNG."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.cfg.train.seed)
+            torch.manual_seed(seed)
             return BoxUNet(self.params.width).to(self.device)
 
-    def fit(self, ctx: TrainContext) -> None:
-        """Train on ``ctx.tune``'s images and box masks, resuming from ``ctx.out_dir`` when asked."""
-        data, p = tune_batches(ctx.tune), self.params
-        net = self.build()
+    def fit(self, ctx: TrainContext) -> Points:
+        """Train on ``ctx.tune``'s images and box masks, resuming from ``ctx.out_dir`` when asked (no curves)."""
+        data, p, seed = tune_batches(ctx.tune), self.params, ctx.settings.seed
+        net = self.build(seed)
         opt = torch.optim.Adam(net.parameters(), lr=p.lr)
-        identity = artifact_identity(self.name, self.cfg, ctx.tune.cache.content_hash, asdict(p))
+        identity = ctx.checkpoint_key(ctx.tune.cache.content_hash, asdict(p))
         path = ctx.out_dir / CHECKPOINT
         start = self._resume(path, identity, net, opt) if ctx.resume and path.is_file() else 0
         self.losses = []
@@ -134,7 +132,7 @@ class SupervisedCeiling(Method):
             leave=ctx.progress_row == 0,
         )
         for step in range(start, p.iterations):
-            self.losses.append(self._step(net, opt, data, step))
+            self.losses.append(self._step(net, opt, data, seed, step))
             bar.update(1)
             if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.iterations:
                 save_checkpoint(
@@ -142,9 +140,10 @@ class SupervisedCeiling(Method):
                 )
         bar.close()
         self.net = net.eval()
+        return []
 
-    def _step(self, net: BoxUNet, opt: torch.optim.Optimizer, data: Batches, step: int) -> float:
-        idx, flip = draw(self.cfg.train.seed, step, len(data.images), self.params.batch_size, self.params.flip)
+    def _step(self, net: BoxUNet, opt: torch.optim.Optimizer, data: Batches, seed: int, step: int) -> float:
+        idx, flip = draw(seed, step, len(data.images), self.params.batch_size, self.params.flip)
         x, y = data.images[idx].clone(), data.masks[idx].clone()
         x[flip], y[flip] = x[flip].flip(-1), y[flip].flip(-1)
         loss = box_bce(net(x.to(self.device)), y.to(self.device))

@@ -19,8 +19,7 @@ from torch import nn
 
 from bench.method import HEALTHY, PNEUMONIA
 from bench.registry import register_method
-from bench.train.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, l1
-from methods.stargan.networks import check_size
+from bench.train.gan import Batch, GANMethod, GANParams, Network, Sampler, Terms, check_size, l1
 from methods.vagan.networks import MapUNet, VACritic
 
 
@@ -50,12 +49,12 @@ class VAGAN(GANMethod):
 
     def build_generator(self) -> nn.Module:
         """The U-Net map generator."""
-        check_size(self.cfg.data.size, 8, "the VA-GAN map generator")
+        check_size(self.settings.size, 8, "the VA-GAN map generator")
         return MapUNet()
 
     def build_critic(self) -> nn.Module:
         """The convolutional critic."""
-        check_size(self.cfg.data.size, 16, "the VA-GAN critic")
+        check_size(self.settings.size, 16, "the VA-GAN critic")
         return VACritic()
 
     def critic_steps(self, g_step: int) -> int:

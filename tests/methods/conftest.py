@@ -13,6 +13,7 @@ from bench.config import Config
 from bench.registry import create_method
 from bench.settings import load_config
 from bench.train.gan import Batch, GANMethod, GANTrainer, Sampler, total
+from bench.train.gan.recipe import resolve_recipe
 
 
 @dataclass
@@ -48,13 +49,17 @@ class Kit:
         return cfg
 
     def method(self, name: str, sets: list[str] | None = None, **params: object) -> GANMethod:
-        return create_method(name, self.cfg(name, sets, **params))
+        """A tiny CPU method set up for the config's recipe, as its training would set it up."""
+        cfg = self.cfg(name, sets, **params)
+        method = create_method(name, cfg)
+        method.use_recipe(resolve_recipe(cfg.train))
+        return method
 
     def split(self, size: int = 32, seed: int = 0) -> FakeSplit:
         return FakeSplit(size=size, seed=seed)
 
     def batch(self, method: GANMethod, n: int = 4, seed: int = 0) -> Batch:
-        split = self.split(method.cfg.data.size, seed)
+        split = self.split(method.settings.size, seed)
         return method.draw(Sampler(split, seed=seed), n)
 
     def grads(self, method: GANMethod, batch: Batch) -> torch.Tensor:

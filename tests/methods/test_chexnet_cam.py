@@ -21,9 +21,9 @@ from bench.classifier.model import resize_maps
 from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.errors import BenchError, ConfigError
-from bench.method import TrainContext
 from bench.registry import create_method, list_methods
 from bench.settings import load_config
+from bench.train.runner import train_context
 from methods.chexnet_cam.method import ChexNetCAM
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -139,13 +139,13 @@ def test_user_weights_skip_training(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     cfg = load_config("smoke", sets=["train.device='cpu'", f"classifier.weights={str(path)!r}"])
     method = create_method("chexnet_cam", cfg)
     fake = _FakeSplit()
-    method.fit(TrainContext(train=fake, tune=fake, out_dir=tmp_path / "out", progress=False))
+    assert method.fit(train_context("chexnet_cam", cfg, fake, fake, tmp_path / "out", progress=False)) == []
     assert method.classifier_info["source"] == "user weights"
     bad = tmp_path / "bad.pt"
     torch.save({"conv.weight": torch.zeros(3)}, bad)
     cfg.classifier.weights = str(bad)
     with pytest.raises(BenchError, match="1 unexpected keys"):
-        create_method("chexnet_cam", cfg).fit(TrainContext(train=fake, tune=fake, out_dir=tmp_path, progress=False))
+        create_method("chexnet_cam", cfg).fit(train_context("chexnet_cam", cfg, fake, fake, tmp_path, progress=False))
 
 
 def _no_training(*args: object, **kwargs: object) -> None:
@@ -169,7 +169,7 @@ def test_bf16_and_channels_last(smoke_cfg: Config, smoke_data: PreparedData, tmp
     cfg.train.bf16, cfg.classifier.channels_last = True, True
     cfg.classifier.iterations, cfg.classifier.eval_every, cfg.classifier.batch_size = 2, 2, 4
     out = clf.train_classifier(cfg, smoke_data.train, smoke_data.test, tmp_path / "c.pt", progress=False)
-    method = ChexNetCAM(cfg)
+    method = ChexNetCAM.from_config(cfg)
     method.load_state_dict({"model": clf.export_weights(out.model)})
     maps = method.localize(smoke_data.test.batch([0, 1])["image"])
     assert maps.shape == (2, 32, 32) and torch.isfinite(maps).all()
@@ -212,8 +212,8 @@ def test_trains_above_chance_and_is_shared(
     auc_setup: tuple[Config, PreparedData, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg, data, store = auc_setup
-    ctx = TrainContext(
-        train=data.train, tune=data.tune, out_dir=tmp_path / "cam", progress=False, classifier_store=store
+    ctx = train_context(
+        "chexnet_cam", cfg, data.train, data.tune, tmp_path / "cam", progress=False, classifier_store=store
     )
     cam = create_method("chexnet_cam", cfg)
     cam.fit(ctx)
@@ -229,13 +229,13 @@ def test_trains_above_chance_and_is_shared(
     monkeypatch.setattr("bench.classifier.shared.train_classifier", _no_training)
     ig = create_method("chexnet_ig", cfg)
     ig.fit(
-        TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "ig", progress=False, classifier_store=store)
+        train_context("chexnet_ig", cfg, data.train, data.tune, tmp_path / "ig", progress=False, classifier_store=store)
     )
     assert ig.classifier_info["source"] == "reused"
     assert ig.classifier_info["train_tune_auc"] == info["train_tune_auc"]
     np.testing.assert_array_equal(clf.dataset_logits(ig.model, data.tune), logits)
 
-    restored = ChexNetCAM(cfg)
+    restored = ChexNetCAM.from_config(cfg)
     restored.load_state_dict(cam.state_dict())
     x = data.test.batch(np.arange(4))["image"]
     torch.testing.assert_close(restored.localize(x), cam.localize(x))
@@ -249,9 +249,7 @@ def test_randomized_is_seeded_and_untrained(
 ) -> None:
     cfg, data, store = auc_setup
     trained = create_method(name, cfg)
-    trained.fit(
-        TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path, progress=False, classifier_store=store)
-    )
+    trained.fit(train_context(name, cfg, data.train, data.tune, tmp_path, progress=False, classifier_store=store))
     x = data.test.batch(np.flatnonzero(data.test.domains == 1)[:3])["image"]
     first, again, other = trained.randomized(3), trained.randomized(3), trained.randomized(4)
     assert type(first) is type(trained) and first.params == trained.params and first.model is not trained.model

@@ -9,18 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import Config
+from bench.config import Config, TrainConfig
 from bench.errors import ConfigError
 from bench.evaluate import metrics
 from bench.evaluate.protocol import resize_maps
-from bench.method import HEALTHY, PNEUMONIA, TrainContext
+from bench.method import HEALTHY, PNEUMONIA
 from bench.registry import create_method
 from bench.report.curves import curve_sentences, flattening, learning_curves_figure
 from bench.train.checkpoint import load_checkpoint
-from bench.train.gan import LOG_NAME, GANTrainer, Sampler
+from bench.train.gan import CHECKPOINT_NAME, LOG_NAME, GANTrainer, Sampler
 from bench.train.gan.curves import CurveProbe, curve_subset, is_due, kept_on_resume
 from bench.train.gan.losses import r1_penalty
-from bench.train.gan.recipe import FAST_CRITIC_LR_SCALE, ema_decay_at, resolve_recipe
+from bench.train.gan.recipe import FAST_CRITIC_LR_SCALE, PAPER, ema_decay_at, resolve_recipe
+from bench.train.runner import FINAL, train_context, train_method
 
 GAN_METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 KEYS = {
@@ -56,9 +57,10 @@ def _one_thread():
 
 
 def _fit(name: str, cfg: Config, data, out: Path, resume: bool = False):
+    """The method trained into ``out`` and the curve points its ``fit`` returned."""
     m = create_method(name, cfg)
-    m.fit(TrainContext(train=data.train, tune=data.tune, out_dir=out, resume=resume, progress=False, judge=MeanJudge()))
-    return m
+    ctx = train_context(name, cfg, data.train, data.tune, out, resume=resume, progress=False, judge=MeanJudge())
+    return m, m.fit(ctx)
 
 
 def _values(points: list[dict]) -> list[dict]:
@@ -79,27 +81,26 @@ def test_curve_subset_takes_the_first_of_each_domain():
 
 def test_curves_have_their_keys_at_their_iterations(smoke_cfg, smoke_data, tmp_path):
     smoke_cfg.train.eval_every = 4
-    m = _fit("stargan", smoke_cfg, smoke_data, tmp_path)
-    assert [p["iteration"] for p in m.curves] == [0, 4, 8, 12]
+    m, curves = _fit("stargan", smoke_cfg, smoke_data, tmp_path)
+    assert [p["iteration"] for p in curves] == [0, 4, 8, 12]
     assert (smoke_data.tune.domains == PNEUMONIA).any() and (smoke_data.tune.domains == HEALTHY).any()
-    for p in m.curves:
+    for p in curves:
         assert set(p) == KEYS
         assert all(0.0 <= p[k] <= 1.0 for k in KEYS - TIMINGS - {"iteration"})
-    seconds = [p["seconds"] for p in m.curves]
+    seconds = [p["seconds"] for p in curves]
     assert seconds[0] == 0.0 and seconds == sorted(seconds)
     # known answer: the last point is the pooled AUC of the trained map on the subset's Pneumonia images
     idx = curve_subset(smoke_data.tune.domains, smoke_cfg.train.curve_images)
     batch = smoke_data.tune.batch(idx)
     pneu = np.asarray(smoke_data.tune.domains)[idx] == PNEUMONIA
     maps = resize_maps(m.localize(batch["image"]), smoke_data.tune.size)
-    assert m.curves[-1]["pooled_auc"] == metrics.pooled_auc(maps[pneu], batch["box_mask"][:, 0].numpy()[pneu] > 0.5)
-    assert m.curves[-1]["lm_auc"] == metrics.lm_auc(maps[pneu], batch["box_mask"][:, 0].numpy()[pneu] > 0.5)
-    # the points are in the training log as their own records, and in the saved state
+    assert curves[-1]["pooled_auc"] == metrics.pooled_auc(maps[pneu], batch["box_mask"][:, 0].numpy()[pneu] > 0.5)
+    assert curves[-1]["lm_auc"] == metrics.lm_auc(maps[pneu], batch["box_mask"][:, 0].numpy()[pneu] > 0.5)
+    # the points are in the training log as their own records, and in the checkpoint
     logged = [json.loads(line) for line in (tmp_path / LOG_NAME).read_text().splitlines()]
-    assert [r["curve"] for r in logged if "curve" in r] == m.curves
-    again = create_method("stargan", smoke_cfg)
-    again.load_state_dict(m.state_dict())
-    assert again.curves == m.curves
+    assert [r["curve"] for r in logged if "curve" in r] == curves
+    assert torch.load(tmp_path / CHECKPOINT_NAME, weights_only=True)["curves"] == curves
+    assert "curves" not in m.state_dict()  # the method holds networks, not its training's record
     # without a judge the judged figure is left out
     probe = CurveProbe(smoke_data.tune, 8, judge=None)
     assert "accuracy_p2h" not in probe.measure(m) and "pooled_auc" in probe.measure(m)
@@ -107,11 +108,11 @@ def test_curves_have_their_keys_at_their_iterations(smoke_cfg, smoke_data, tmp_p
 
 def test_curves_leave_training_untouched(smoke_cfg, smoke_data, tmp_path):
     smoke_cfg.train.eval_every = 0
-    off = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "off")
-    assert off.curves == []
+    off, off_curves = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "off")
+    assert off_curves == []
     smoke_cfg.train.eval_every = 2
-    on = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "on")
-    assert len(on.curves) == 7
+    on, on_curves = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "on")
+    assert len(on_curves) == 7
     for a, b in zip(off.generator.state_dict().values(), on.generator.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -120,15 +121,17 @@ def test_curves_leave_training_untouched(smoke_cfg, smoke_data, tmp_path):
 def test_resume_equals_uninterrupted_with_curves(recipe, smoke_cfg, smoke_data, tmp_path):
     smoke_cfg.train.eval_every = 4
     smoke_cfg.train.recipe = recipe
-    whole = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "whole")
+    whole, whole_curves = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "whole")
     smoke_cfg.train.iterations = 7  # ends off the curve schedule: its last point (7) is retaken as due
-    part = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "parts")
-    assert [p["iteration"] for p in part.curves] == [0, 4, 7]
+    _, part_curves = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "parts")
+    assert [p["iteration"] for p in part_curves] == [0, 4, 7]
     smoke_cfg.train.iterations = 12
-    rest = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "parts", resume=True)
-    assert _values(rest.curves) == _values(whole.curves)
-    assert [p["iteration"] for p in rest.curves] == [0, 4, 8, 12]
-    assert rest.curves[1]["seconds"] == part.curves[1]["seconds"]  # kept from the checkpoint
+    rest, rest_curves = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "parts", resume=True)
+    assert _values(rest_curves) == _values(whole_curves)
+    assert [p["iteration"] for p in rest_curves] == [0, 4, 8, 12]
+    assert rest_curves[1]["seconds"] == part_curves[1]["seconds"]  # kept from the checkpoint
+    _, done = _fit("pillet", smoke_cfg, smoke_data, tmp_path / "parts", resume=True)
+    assert done == rest_curves  # a finished run returns its checkpoint's points at once
     for a, b in zip(whole.state_dict()["generator"].values(), rest.state_dict()["generator"].values()):
         assert torch.equal(a, b)
     if recipe == "fast":
@@ -136,11 +139,40 @@ def test_resume_equals_uninterrupted_with_curves(recipe, smoke_cfg, smoke_data, 
             assert torch.equal(a, b)
 
 
+def test_trained_method_keeps_its_curves_through_the_cache(smoke_cfg, smoke_data, tmp_path, monkeypatch):
+    smoke_cfg.train.eval_every = 6
+    first = train_method("stargan", smoke_cfg, smoke_data, tmp_path / "m", progress=False, judge=MeanJudge())
+    assert [p["iteration"] for p in first.curves] == [0, 6, 12]
+    saved = torch.load(tmp_path / "m" / FINAL, weights_only=True)
+    assert saved["curves"] == first.curves and "curves" not in saved["state"]
+
+    def refuse(self, ctx):
+        raise AssertionError("trained again instead of loading the finished model")
+
+    monkeypatch.setattr(type(first.method), "fit", refuse)
+    again = train_method("stargan", smoke_cfg, smoke_data, tmp_path / "m", progress=False)
+    assert again.curves == first.curves and again.out_dir == first.out_dir
+    # a model saved when the curves were part of the method's state keeps them
+    saved["state"]["curves"] = saved.pop("curves")
+    torch.save(saved, tmp_path / "m" / FINAL)
+    assert train_method("stargan", smoke_cfg, smoke_data, tmp_path / "m", progress=False).curves == first.curves
+
+
+def test_a_gan_method_takes_its_recipe_from_training(smoke_cfg, smoke_data, tmp_path):
+    assert resolve_recipe(TrainConfig()) == PAPER
+    smoke_cfg.train.recipe = "fast"
+    smoke_cfg.train.iterations = 2
+    m = create_method("stargan", smoke_cfg)
+    assert m.recipe == PAPER and m.generator_ema is None  # built from its settings, not the schedule
+    m.fit(train_context("stargan", smoke_cfg, smoke_data.train, smoke_data.tune, tmp_path, progress=False))
+    assert m.recipe == resolve_recipe(smoke_cfg.train) and m.generator_ema is not None
+
+
 @pytest.mark.parametrize("name", GAN_METHODS)
 def test_fast_recipe_trains_every_gan_and_translates_with_the_average(name, smoke_cfg, smoke_data, tmp_path):
     smoke_cfg.train.recipe = "fast"
     smoke_cfg.method["vagan"] = {"boost_first": 3}  # the fast recipe takes no boosted critic steps
-    m = _fit(name, smoke_cfg, smoke_data, tmp_path)
+    m, _ = _fit(name, smoke_cfg, smoke_data, tmp_path)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["g_steps"] == smoke_cfg.train.iterations  # one critic step per generator step
     lr_d = state["trainer"]["opt_d"]["param_groups"][0]["lr"]
@@ -248,5 +280,5 @@ def test_cli_train_judges_its_curves(smoke_cfg, tmp_path):
     out = tmp_path / "stargan"
     args = ["train", "--method", "stargan", "--preset", "smoke", "--data", smoke_cfg.data.root, "--out", str(out)]
     assert main([*args, "--set", "train.device='cpu'"]) == 0
-    curves = load_checkpoint(out / "final.pt")["state"]["curves"]
+    curves = load_checkpoint(out / "final.pt")["curves"]
     assert len(curves) >= 2 and all("accuracy_p2h" in point for point in curves)

@@ -18,11 +18,10 @@ def test_randomized_is_fresh_reproducible_and_untrained(kit, gan_images, name):
     with torch.no_grad():  # stands in for training: weights moved away from their initialization
         for p in m.generator.parameters():
             p.add_(0.2 * torch.randn_like(p))
-    m.iteration = 7
     state = torch.get_rng_state()
     a, b, c = m.randomized(3), m.randomized(3), m.randomized(4)
     assert torch.equal(torch.get_rng_state(), state)  # the global stream is left alone
-    assert type(a) is type(m) and a.cfg is m.cfg and a.device == m.device and a.iteration == 0
+    assert type(a) is type(m) and a.settings is m.settings and a.device == m.device and a.recipe is m.recipe
     assert _same_weights(a.generator, b.generator) and _same_weights(a.critic, b.critic)
     assert not _same_weights(a.generator, c.generator)
     assert not _same_weights(a.generator, m.generator)

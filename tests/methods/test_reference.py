@@ -16,10 +16,11 @@ from bench.data.dataset import RSNADataset
 from bench.errors import BenchError
 from bench.evaluate.metrics import pooled_auc
 from bench.evaluate.protocol import collect_outputs
-from bench.method import PNEUMONIA, TrainContext
+from bench.method import PNEUMONIA
 from bench.registry import create_method, list_methods
 from bench.settings import load_config
 from bench.train.checkpoint import load_checkpoint, save_checkpoint
+from bench.train.runner import train_context
 
 REFERENCES = ["ref_random", "ref_intensity", "ref_edge", "ref_prior", "ref_oracle"]
 
@@ -44,8 +45,9 @@ def data(ref_root: Path) -> PreparedData:
 
 
 def _fitted(name: str, data: PreparedData, tmp_path: Path):
-    method = create_method(name, _cfg(data.root))
-    method.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path, progress=False))
+    cfg = _cfg(data.root)
+    method = create_method(name, cfg)
+    assert method.fit(train_context(name, cfg, data.train, data.tune, tmp_path, progress=False)) == []
     return method
 
 
@@ -87,7 +89,7 @@ def test_oracle_needs_the_twin(data: PreparedData, ref_root: Path, tmp_path: Pat
     no_twins = open_data(_cfg(plain).data, progress=False)
     assert not oracle.needs <= no_twins.train.keys
     with pytest.raises(BenchError, match="ref_oracle needs synthetic data"):
-        oracle.fit(TrainContext(train=no_twins.train, tune=no_twins.tune, out_dir=tmp_path, progress=False))
+        oracle.fit(train_context("ref_oracle", _cfg(plain), no_twins.train, no_twins.tune, tmp_path, progress=False))
 
 
 def test_prior_is_the_mean_training_box_mask(data: PreparedData, tmp_path: Path) -> None:

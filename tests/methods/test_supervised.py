@@ -14,10 +14,10 @@ import torch
 from bench.config import Config
 from bench.errors import BenchError, ConfigError
 from bench.evaluate.metrics import pooled_auc
-from bench.method import TrainContext
 from bench.registry import create_method
 from bench.report.document import beats_references, is_ceiling, oracle_sentence
 from bench.settings import load_config
+from bench.train.runner import train_context
 from methods.supervised.losses import box_bce
 from methods.supervised.method import SupervisedCeiling, draw
 
@@ -60,7 +60,7 @@ def _cfg(seed: int = 0, **params: object) -> Config:
 
 def _fit(cfg: Config, split: SquareSplit, out: Path, resume: bool = False) -> SupervisedCeiling:
     method = create_method(NAME, cfg)
-    method.fit(TrainContext(train=split, tune=split, out_dir=out, resume=resume, progress=False))
+    assert method.fit(train_context(NAME, cfg, split, split, out, resume=resume, progress=False)) == []
     return method
 
 
@@ -109,10 +109,10 @@ def test_deterministic_under_the_seed_and_resumes_exactly(tmp_path: Path, monkey
 
     step = SupervisedCeiling._step
 
-    def crash(self, net, opt, data, k):  # killed during step 7, after the checkpoint of step 5
+    def crash(self, net, opt, data, seed, k):  # killed during step 7, after the checkpoint of step 5
         if k == 7:
             raise KeyboardInterrupt
-        return step(self, net, opt, data, k)
+        return step(self, net, opt, data, seed, k)
 
     monkeypatch.setattr(SupervisedCeiling, "_step", crash)
     with pytest.raises(KeyboardInterrupt):
@@ -156,15 +156,16 @@ def test_trained_once_then_reused_from_the_cache(
 ) -> None:
     from bench.train.runner import train_method
 
-    first, folder = train_method(NAME, smoke_cfg, smoke_data, progress=False)
+    first = train_method(NAME, smoke_cfg, smoke_data, progress=False)
     x = smoke_data.test.batch(np.arange(len(smoke_data.test)))["image"]
 
     def refuse(self, ctx) -> None:
         raise AssertionError("trained again instead of loading the cached checkpoint")
 
     monkeypatch.setattr(SupervisedCeiling, "fit", refuse)
-    again, same = train_method(NAME, smoke_cfg, smoke_data, progress=False)
-    assert same == folder and torch.equal(first.localize(x), again.localize(x))
+    again = train_method(NAME, smoke_cfg, smoke_data, progress=False)
+    assert again.out_dir == first.out_dir and torch.equal(first.method.localize(x), again.method.localize(x))
+    assert first.curves == again.curves == []
     smoke_cfg.method[NAME] = {"iterations": 7}  # other settings: another identity, trained anew
     with pytest.raises(AssertionError, match="trained again"):
         train_method(NAME, smoke_cfg, smoke_data, progress=False)
@@ -185,7 +186,7 @@ def test_runs_on_real_data_with_boxes_only(rsna_dir: Path, tmp_path: Path) -> No
     data = open_data(cfg.data, progress=False)
     assert "lesion_mask" not in data.tune.keys and data.tune.n_boxes.any()
     method = create_method(NAME, cfg)
-    method.fit(TrainContext(train=data.train, tune=data.tune, out_dir=tmp_path / "out", progress=False))
+    method.fit(train_context(NAME, cfg, data.train, data.tune, tmp_path / "out", progress=False))
     maps = method.localize(data.test.batch(np.arange(len(data.test)))["image"])
     assert maps.shape == (len(data.test), 64, 64) and np.isfinite(maps.numpy()).all()
     assert method.losses[-1] < method.losses[0]

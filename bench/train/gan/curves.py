@@ -14,7 +14,7 @@ holds ``iteration``, ``seconds`` (training wall-clock so far, evaluations exclud
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +23,6 @@ from bench.data.dataset import RSNADataset
 from bench.data.domains import HEALTHY, PNEUMONIA
 from bench.evaluate import metrics
 from bench.evaluate.protocol import resize_maps
-from bench.method import Method
 
 CHANGE_TOLERANCE = 8
 CURVE_METRICS = (
@@ -36,6 +35,19 @@ CURVE_METRICS = (
     "change_rate_tol8_h2h",
 )
 CHUNK = 32  # images per forward pass
+
+
+class Translator(Protocol):
+    """What a curve point measures: a method's translation and lesion map (a GAN method)."""
+
+    @property
+    def map_is_change(self) -> bool:
+        """Whether the lesion map is |translate(x, healthy) - x| (then the point reuses the translation)."""
+        ...
+
+    def translate(self, x: torch.Tensor, target: int | torch.Tensor) -> torch.Tensor: ...
+
+    def lesion_map(self, batch: dict[str, Any]) -> torch.Tensor: ...
 
 
 def curve_subset(domains: np.ndarray, n: int) -> np.ndarray:
@@ -74,14 +86,14 @@ class CurveProbe:
         return len(self.domains)
 
     @torch.no_grad()
-    def measure(self, method: Method) -> dict[str, float]:
+    def measure(self, method: Translator) -> dict[str, float]:
         """The curve metrics of ``method`` now (NaN ones left out)."""
         maps, translated = [], []
         for start in range(0, len(self), CHUNK):
             part = {k: v[start : start + CHUNK] for k, v in self.batch.items()}
             y = method.translate(part["image"], HEALTHY).float()
             # the default GAN map is |G(x, healthy) - x|: reuse the translation instead of running G twice
-            change = (y - part["image"].float()).abs().mean(1) if _map_is_change(method) else None
+            change = (y - part["image"].float()).abs().mean(1) if method.map_is_change else None
             maps.append(resize_maps(method.lesion_map(part) if change is None else change, self.size))
             translated.append(y.cpu())
         maps_np = np.concatenate(maps)
@@ -106,11 +118,3 @@ class CurveProbe:
 
     def _truth(self, key: str) -> np.ndarray:
         return self.batch[key][:, 0].numpy() > 0.5
-
-
-def _map_is_change(method: Method) -> bool:
-    """Whether ``method``'s lesion map is the base GAN map |translate(x, healthy) - x| (no override)."""
-    from bench.train.gan.method import GANMethod  # the method module imports the trainer, which imports this one
-
-    cls = type(method)
-    return isinstance(method, GANMethod) and cls.localize is GANMethod.localize and cls.lesion_map is Method.lesion_map

@@ -1,4 +1,8 @@
-"""The base class of the GAN methods: networks and losses come from hooks, training from the trainer."""
+"""The base class of the GAN methods: networks and losses come from hooks, training from the trainer.
+
+The trainer (:mod:`bench.train.gan.trainer`) sees a method through :class:`bench.train.gan.hooks.GANModel`
+and never imports this module.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import Config, to_dict
 from bench.data.domains import HEALTHY
 from bench.errors import BenchError
-from bench.method import Method, TrainContext
+from bench.method import Method, MethodSettings, Points, TrainContext
 from bench.train.gan.losses import Batch, Network, Terms, gradient_penalty, r1_penalty
-from bench.train.gan.recipe import resolve_recipe
+from bench.train.gan.recipe import PAPER, Recipe, resolve_recipe
 from bench.train.gan.sampler import Sampler
 from bench.train.gan.state import CHECKPOINT_FORMAT
 from bench.train.gan.trainer import train
@@ -63,27 +66,30 @@ class GANMethod(Method):
     Subclasses implement :meth:`build_generator`, :meth:`build_critic`, :meth:`draw`,
     :meth:`d_loss` and :meth:`g_loss`; they may override :meth:`critic_steps` (default
     ``params.n_critic``) and :meth:`generate` (default ``generator(x, target)``). ``Params`` must
-    derive from :class:`GANParams` (learning rates, Adam betas, n_critic, lambda_gp).
+    derive from :class:`GANParams` (learning rates, Adam betas, n_critic, lambda_gp). The networks are
+    built from ``settings`` (``model``, ``size``) under ``settings.seed``; :meth:`fit` trains under the
+    recipe of ``ctx.settings`` (:meth:`use_recipe`; the paper's until then).
     """
 
     translates: ClassVar[bool] = True
     Params: ClassVar[type] = GANParams
 
-    def __init__(self, cfg: Config, device: str | torch.device | None = None) -> None:
-        super().__init__(cfg, device)
-        self.recipe = resolve_recipe(cfg.train)
+    def __init__(self, settings: MethodSettings) -> None:
+        super().__init__(settings)
+        self.recipe: Recipe = PAPER
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.train.seed)
+            torch.manual_seed(settings.seed)
             self.generator: nn.Module = self.build_generator()
             self.critic: nn.Module = self.build_critic()
-        self.generator_ema = self._new_ema()
-        self.iteration = 0
-        self.curves: list[dict[str, float]] = []  # learning-curve points on the tune split (bench.train.gan.curves)
+        self.generator_ema: nn.Module | None = None
         self.to(self.device)
 
-    def _new_ema(self) -> nn.Module | None:
-        """A frozen copy of the generator to hold its weight average, when the recipe keeps one."""
-        return None if self.recipe.ema_decay is None else frozen_copy(self.generator)
+    def use_recipe(self, recipe: Recipe) -> None:
+        """Train (and translate) with ``recipe``: its adversarial loss in the loss pieces and, when it keeps
+        one, a weight average of the generator, starting from the generator's weights now."""
+        self.recipe = recipe
+        if recipe.ema_decay is not None and self.generator_ema is None:
+            self.generator_ema = frozen_copy(self.generator)
 
     @property
     def translator(self) -> nn.Module:
@@ -168,32 +174,37 @@ class GANMethod(Method):
         """|G(x, healthy) - x| averaged over channels, shape (B, H, W)."""
         return (self.translate(x, HEALTHY) - x.float()).abs().mean(1)
 
+    @property
+    def map_is_change(self) -> bool:
+        """Whether the lesion map is this base map |translate(x, healthy) - x| (no override)."""
+        cls = type(self)
+        return cls.localize is GANMethod.localize and cls.lesion_map is Method.lesion_map
+
     def randomized(self, seed: int) -> GANMethod:
         """Same class, settings and device, with generator and critic freshly initialized under
         ``torch.manual_seed(seed)`` (global RNG state untouched) and no training."""
-        fresh = type(self)(self.cfg, self.device)
+        fresh = type(self)(self.settings)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             fresh.generator = fresh.build_generator()
             fresh.critic = fresh.build_critic()
-        fresh.generator_ema = fresh._new_ema()
+        fresh.recipe = self.recipe
+        fresh.generator_ema = None if self.generator_ema is None else frozen_copy(fresh.generator)
         return fresh.to(self.device)
 
-    def fit(self, ctx: TrainContext) -> None:
-        """Train with the shared WGAN-GP loop (see :func:`train`)."""
-        train(self, ctx)
+    def fit(self, ctx: TrainContext) -> Points:
+        """Train with the shared WGAN-GP loop (see :func:`train`) under ``ctx.settings``' recipe; returns
+        the learning-curve points."""
+        self.use_recipe(resolve_recipe(ctx.settings))
+        return train(self, ctx)
 
     def state_dict(self) -> dict[str, Any]:
-        """Both networks (and the generator's weight average when kept), the iteration reached, the
-        learning curve and the resolved config."""
+        """Both networks (and the generator's weight average when kept)."""
         state = {
             "format": CHECKPOINT_FORMAT,
             "method": self.name,
-            "config": to_dict(self.cfg),
-            "iteration": self.iteration,
             "generator": self.generator.state_dict(),
             "critic": self.critic.state_dict(),
-            "curves": [dict(point) for point in self.curves],
         }
         if self.generator_ema is not None:
             state["generator_ema"] = self.generator_ema.state_dict()
@@ -209,5 +220,3 @@ class GANMethod(Method):
             if self.generator_ema is None:
                 self.generator_ema = frozen_copy(self.generator)
             self.generator_ema.load_state_dict(state["generator_ema"])
-        self.iteration = int(state.get("iteration", 0))
-        self.curves = [dict(point) for point in state.get("curves", [])]

@@ -43,6 +43,10 @@ class Recipe:
         }
 
 
+# the specification's recipe (``train.recipe = "paper"`` with WGAN-GP): a GAN method's until it trains under another
+PAPER = Recipe("paper", None, 1.0, None, "wgan-gp", 1.0)
+
+
 def resolve_recipe(train: TrainConfig) -> Recipe:
     """The :class:`Recipe` of ``train``; an unknown name or an out-of-range value is a ConfigError."""
     if train.recipe not in RECIPES:

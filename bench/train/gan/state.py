@@ -1,37 +1,34 @@
-"""A GAN run's checkpoint (networks, optimizers, sampler, RNGs), its resume check and its loss log."""
+"""A GAN run's checkpoint (networks, optimizers, sampler, RNGs, curve points) and its resume check."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-from bench import progress
-from bench.atomic import atomic_write_text
 from bench.errors import BenchError
-from bench.identity import artifact_identity
-from bench.train.gan.losses import Terms, total
+from bench.method import CheckpointKey, Points
+from bench.train.gan.recipe import Recipe
 from bench.train.gan.sampler import Sampler
 
-if TYPE_CHECKING:
-    from bench.train.gan.method import GANMethod
-    from bench.train.gan.trainer import GANTrainer
-
 CHECKPOINT_NAME = "checkpoint.pt"
-LOG_NAME = "train_log.jsonl"
 CHECKPOINT_FORMAT = "lesionbench-gan/1"
 
 
-def resume_identity(method: GANMethod, data_hash: str) -> str:
-    """What must match for a checkpoint to be resumed: the method, its effective params and recipe,
+class Restorable(Protocol):
+    """Anything saved into a checkpoint and restored from it (the method's networks, the trainer's optimizers)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def resume_identity(key: CheckpointKey, params: Any, recipe: Recipe, data_hash: str) -> str:
+    """What must match for a checkpoint to be resumed: the method, its effective ``params`` and ``recipe``,
     data and model; the schedule may change (e.g. more iterations)."""
-    params = {**dataclasses.asdict(method.params), "recipe": method.recipe.describe()}
-    return artifact_identity(method.name, method.cfg, data_hash, params, schedule=False)
+    return key(data_hash, {**dataclasses.asdict(params), "recipe": recipe.describe()}, schedule=False)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -48,106 +45,42 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
-def checkpoint_state(trainer: GANTrainer, sampler: Sampler, identity: str) -> dict[str, Any]:
-    """Everything needed to continue training exactly: networks, optimizers, RNGs, iteration."""
+def checkpoint_state(
+    method: Restorable, trainer: Restorable, sampler: Sampler, identity: str, curves: Points
+) -> dict[str, Any]:
+    """Everything needed to continue training exactly: networks, optimizers, RNGs, iteration, curve points."""
+    position = trainer.state_dict()
     return {
-        **trainer.method.state_dict(),
+        **method.state_dict(),
+        "iteration": position["iteration"],
+        "curves": [dict(point) for point in curves],
         "identity": identity,
-        "trainer": trainer.state_dict(),
+        "trainer": position,
         "sampler": sampler.state_dict(),
         "rng": _rng_state(),
     }
 
 
-def restore(trainer: GANTrainer, sampler: Sampler, state: dict[str, Any], path: Path, identity: str) -> None:
-    """Load :func:`checkpoint_state` output, refusing a checkpoint of another ``identity``."""
-    method = trainer.method
+def restore(
+    method: Restorable,
+    trainer: Restorable,
+    sampler: Sampler,
+    state: dict[str, Any],
+    path: Path,
+    identity: str,
+    name: str,
+) -> Points:
+    """Load :func:`checkpoint_state` output into ``method`` (registered as ``name``), ``trainer`` and
+    ``sampler``, refusing a checkpoint of another ``identity``; returns its curve points."""
     if state.get("format") != CHECKPOINT_FORMAT:
         raise BenchError(f"{path}: not a GAN training checkpoint")
     if state.get("identity") != identity:
         raise BenchError(
-            f"{path}: written with other data, model or method.{method.name} settings; "
+            f"{path}: written with other data, model or method.{name} settings; "
             "use another output folder or drop --resume"
         )
     method.load_state_dict(state)
     trainer.load_state_dict(state["trainer"])
     sampler.load_state_dict(state["sampler"])
     _set_rng_state(state["rng"])
-
-
-def truncate_log(path: Path, iteration: int) -> None:
-    """Drop log lines written after ``iteration`` (by a run killed after its last checkpoint)."""
-    if not path.is_file():
-        return
-    keep = [line for line in path.read_text().splitlines() if _logged_iteration(line) <= iteration]
-    atomic_write_text(path, "".join(line + "\n" for line in keep))
-
-
-def _logged_iteration(line: str) -> float:
-    """The iteration of a log line; infinity for a line cut short by a kill."""
-    try:
-        return json.loads(line)["iteration"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return math.inf
-
-
-def _summary(terms: Terms) -> dict[str, float]:
-    return {"total": float(total(terms)), **{k: float(v) for k, v in terms.items()}}
-
-
-class TrainLog:
-    """Progress bar on the main process and a JSON-lines log of the losses in ``out_dir``."""
-
-    def __init__(
-        self,
-        path: Path,
-        start: int,
-        end: int,
-        images_per_iteration: int,
-        show: bool,
-        main: bool,
-        label: str = "",
-        row: int = 0,
-    ) -> None:
-        self.path = path
-        self.main = main
-        self.start = start
-        self.images_per_iteration = images_per_iteration
-        self.t0 = time.perf_counter()
-        self.bar = progress.bar(
-            total=end,
-            initial=start,
-            desc=label,
-            unit="it",
-            enabled=show and main,
-            position=row,
-            leave=row == 0,
-            dynamic_ncols=True,
-        )
-        self.last_g: Terms | None = None
-
-    def update(self, iteration: int, g_steps: int, d_terms: Terms, g_terms: Terms | None, write: bool) -> None:
-        """Advance the bar; on ``write`` iterations also show and record the losses."""
-        self.bar.update(1)
-        self.last_g = g_terms if g_terms is not None else self.last_g
-        if not (write and self.main):
-            return
-        rate = (iteration - self.start) * self.images_per_iteration / max(time.perf_counter() - self.t0, 1e-9)
-        d = _summary(d_terms)
-        g = _summary(self.last_g) if self.last_g is not None else {}
-        self.bar.set_postfix({"D": f"{d['total']:.3f}", "G": f"{g.get('total', math.nan):.3f}", "img/s": f"{rate:.1f}"})
-        with self.path.open("a") as fh:
-            record = {"iteration": iteration, "g_step": g_steps, "d": d, "g": g, "images_per_s": rate}
-            if not g:  # no generator step yet in this process (e.g. just after a resume): no G losses to log
-                del record["g"]
-            fh.write(json.dumps(record) + "\n")
-
-    def curve(self, point: dict[str, float]) -> None:
-        """Record a learning-curve point as its own log line (``{"iteration": ..., "curve": point}``)."""
-        if self.main:
-            with self.path.open("a") as fh:
-                fh.write(json.dumps({"iteration": point["iteration"], "curve": point}) + "\n")
-
-    def close(self) -> None:
-        """Close the progress bar."""
-        self.bar.close()
+    return [dict(point) for point in state.get("curves", [])]

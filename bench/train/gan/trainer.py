@@ -6,32 +6,23 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from bench.method import TrainContext
+from bench.method import Points, TrainContext
 from bench.train import distributed
 from bench.train.checkpoint import load_checkpoint, save_checkpoint
 from bench.train.distributed import DistInfo
 from bench.train.gan.curves import CurveProbe, is_due, kept_on_resume
+from bench.train.gan.hooks import GANModel
+from bench.train.gan.log import LOG_NAME, TrainLog, truncate_log
 from bench.train.gan.losses import Batch, Network, Terms, total
 from bench.train.gan.recipe import ema_decay_at
 from bench.train.gan.sampler import Sampler
-from bench.train.gan.state import (
-    CHECKPOINT_NAME,
-    LOG_NAME,
-    TrainLog,
-    checkpoint_state,
-    restore,
-    resume_identity,
-    truncate_log,
-)
-
-if TYPE_CHECKING:
-    from bench.train.gan.method import GANMethod
+from bench.train.gan.state import CHECKPOINT_NAME, checkpoint_state, restore, resume_identity
 
 
 @contextmanager
@@ -107,7 +98,7 @@ class GANTrainer:
     a weight average of the generator follows each generator step.
     """
 
-    def __init__(self, method: GANMethod, dist_info: DistInfo | None = None, bf16: bool = False) -> None:
+    def __init__(self, method: GANModel, dist_info: DistInfo | None = None, bf16: bool = False) -> None:
         dist_info = dist_info or DistInfo()
         p = method.params
         self.method = method
@@ -186,7 +177,6 @@ class GANTrainer:
             self.g_steps += 1
             self.cycle = 0
         self.iteration += 1
-        self.method.iteration = self.iteration
         return d_terms, g_terms
 
     def state_dict(self) -> dict[str, Any]:
@@ -208,90 +198,97 @@ class GANTrainer:
         self.seconds = float(state.get("seconds", 0.0))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.method.iteration = self.iteration
 
 
 def _to_device(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def train(method: GANMethod, ctx: TrainContext) -> None:
-    """Train ``method`` for ``cfg.train.iterations`` critic steps, checkpointing into ``ctx.out_dir``.
+def train(method: GANModel, ctx: TrainContext) -> Points:
+    """Train ``method`` for ``ctx.settings.iterations`` critic steps, checkpointing into ``ctx.out_dir``;
+    returns the learning-curve points (:mod:`bench.train.gan.curves`, on ``ctx.tune`` judged by ``ctx.judge``).
 
     With ``ctx.resume`` and an existing checkpoint the run continues where it stopped (a finished
-    run returns at once). Under torchrun (WORLD_SIZE > 1) the networks are wrapped in
-    DistributedDataParallel and only rank 0 writes files and takes learning-curve points
-    (:mod:`bench.train.gan.curves`, on ``ctx.tune`` judged by ``ctx.judge``).
+    run returns at once, with the checkpoint's points). Under torchrun (WORLD_SIZE > 1) the networks
+    are wrapped in DistributedDataParallel and only rank 0 writes files and takes learning-curve points.
     """
-    cfg = method.cfg.train
+    settings = ctx.settings
     out_dir = Path(ctx.out_dir)
     path = out_dir / CHECKPOINT_NAME
     with distributed.process_group(method.device.type) as dist_info:
         if dist_info.distributed and method.device.type == "cuda":
             method.to(torch.device("cuda", dist_info.local_rank))
-        torch.manual_seed(cfg.seed)  # the global RNGs start seeded too (a checkpoint then restores them)
-        sampler = Sampler(ctx.train, cfg.seed, dist_info.rank, dist_info.world_size)
-        trainer = GANTrainer(method, dist_info, bf16=cfg.bf16)
-        identity = resume_identity(method, ctx.train.cache.content_hash)
+        torch.manual_seed(settings.seed)  # the global RNGs start seeded too (a checkpoint then restores them)
+        sampler = Sampler(ctx.train, settings.seed, dist_info.rank, dist_info.world_size)
+        trainer = GANTrainer(method, dist_info, bf16=settings.bf16)
+        identity = resume_identity(ctx.checkpoint_key, method.params, method.recipe, ctx.train.cache.content_hash)
+        curves: Points = []
         if ctx.resume and path.is_file():
             # loaded on CPU, where RNG states must live; weights and optimizer states copy to the device
-            restore(trainer, sampler, load_checkpoint(path), path, identity)
-        else:
-            method.curves = []
-        if trainer.iteration >= cfg.iterations:
-            return
-        method.curves = kept_on_resume(method.curves, cfg.eval_every, trainer.iteration)
+            curves = restore(method, trainer, sampler, load_checkpoint(path), path, identity, method.name)
+        if trainer.iteration >= settings.iterations:
+            return curves
+        curves = kept_on_resume(curves, settings.eval_every, trainer.iteration)
         if dist_info.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             if trainer.iteration == 0:
                 (out_dir / LOG_NAME).unlink(missing_ok=True)
             truncate_log(out_dir / LOG_NAME, trainer.iteration)
-        _loop(trainer, sampler, ctx, path, dist_info, identity)
+        _loop(trainer, sampler, ctx, path, dist_info, identity, curves)
         distributed.barrier()
+    return curves
 
 
 def _loop(
-    trainer: GANTrainer, sampler: Sampler, ctx: TrainContext, path: Path, dist_info: DistInfo, identity: str
+    trainer: GANTrainer,
+    sampler: Sampler,
+    ctx: TrainContext,
+    path: Path,
+    dist_info: DistInfo,
+    identity: str,
+    curves: Points,
 ) -> None:
-    """The training loop proper, from ``trainer.iteration`` to ``cfg.train.iterations``."""
+    """The training loop proper, from ``trainer.iteration`` to ``ctx.settings.iterations``, taking the
+    learning-curve points into ``curves``."""
     method = trainer.method
-    cfg = method.cfg.train
+    settings = ctx.settings
     log = TrainLog(
         Path(ctx.out_dir) / LOG_NAME,
         trainer.iteration,
-        cfg.iterations,
-        cfg.batch_size * dist_info.world_size,
+        settings.iterations,
+        settings.batch_size * dist_info.world_size,
         ctx.progress,
         dist_info.is_main,
         label=method.name,
         row=ctx.progress_row,
     )
-    probe = CurveProbe(ctx.tune, cfg.curve_images, ctx.judge) if cfg.eval_every > 0 and dist_info.is_main else None
+    due = settings.eval_every > 0 and dist_info.is_main
+    probe = CurveProbe(ctx.tune, settings.curve_images, ctx.judge) if due else None
     probe = probe if probe is not None and len(probe) else None
     method.generator.train()
     method.critic.train()
     try:
-        if probe is not None and trainer.iteration == 0 and not method.curves:
-            _take_point(trainer, probe, log)
+        if probe is not None and trainer.iteration == 0 and not curves:
+            curves.append(_take_point(trainer, probe, log))
         clock = time.perf_counter()
-        while trainer.iteration < cfg.iterations:
-            batch = _to_device(method.draw(sampler, cfg.batch_size), method.device)
+        while trainer.iteration < settings.iterations:
+            batch = _to_device(method.draw(sampler, settings.batch_size), method.device)
             d_terms, g_terms = trainer.step(batch)
             it = trainer.iteration
-            log.update(it, trainer.g_steps, d_terms, g_terms, it % cfg.log_every == 0 or it == cfg.iterations)
+            log.update(it, trainer.g_steps, d_terms, g_terms, it % settings.log_every == 0 or it == settings.iterations)
             now = time.perf_counter()
             trainer.seconds += now - clock
-            if probe is not None and is_due(it, cfg.eval_every, cfg.iterations):
-                _take_point(trainer, probe, log)
+            if probe is not None and is_due(it, settings.eval_every, settings.iterations):
+                curves.append(_take_point(trainer, probe, log))
             clock = time.perf_counter()
-            if dist_info.is_main and (it % cfg.checkpoint_every == 0 or it == cfg.iterations):
-                save_checkpoint(path, checkpoint_state(trainer, sampler, identity))
+            if dist_info.is_main and (it % settings.checkpoint_every == 0 or it == settings.iterations):
+                save_checkpoint(path, checkpoint_state(method, trainer, sampler, identity, curves))
     finally:
         log.close()
 
 
-def _take_point(trainer: GANTrainer, probe: CurveProbe, log: TrainLog) -> None:
-    """Measure a learning-curve point, keep it on the method and write it to the log."""
+def _take_point(trainer: GANTrainer, probe: CurveProbe, log: TrainLog) -> dict[str, float]:
+    """Measure a learning-curve point, write it to the log and return it."""
     t0 = time.perf_counter()
     values = probe.measure(trainer.method)
     point = {
@@ -300,5 +297,5 @@ def _take_point(trainer: GANTrainer, probe: CurveProbe, log: TrainLog) -> None:
         "eval_seconds": time.perf_counter() - t0,
         **values,
     }
-    trainer.method.curves.append(point)
     log.curve(point)
+    return point
