@@ -7,9 +7,9 @@ Rendered from the record's ``methods.<name>.curves`` (taken on the tune subset d
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from bench.atomic import save_figure
+from bench.records.record import RunRecord
 from bench.registry import method_title as title
 
 FLAT_TOLERANCES = {"lm_auc": 0.02, "pooled_auc": 0.02, "accuracy_p2h": 0.05}
@@ -30,14 +30,14 @@ CURVE_PANELS = (
 )
 
 
-def has_curves(record: dict[str, Any]) -> bool:
+def has_curves(record: RunRecord) -> bool:
     """Whether any method of the record has a learning curve (then the report draws them)."""
     return bool(_curves(record))
 
 
-def _curves(record: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
+def _curves(record: RunRecord) -> dict[str, list[dict[str, float]]]:
     """The learning curves of the methods that have them (first seed)."""
-    return {n: m["curves"] for n, m in record["methods"].items() if m.get("curves")}
+    return {n: m.curves for n, m in record.methods.items() if m.curves}
 
 
 def flat_window(points: list[dict[str, float]], key: str) -> list[dict[str, float]]:
@@ -74,13 +74,13 @@ def flattening(points: list[dict[str, float]], key: str) -> str | None:
     return f"{label} is still moving (range {span:.3f} > {tol} over {where}: {values[0]:.3f} -> {values[-1]:.3f})"
 
 
-def curve_sentences(record: dict[str, Any]) -> list[str]:
+def curve_sentences(record: RunRecord) -> list[str]:
     """One sentence per method with learning curves: flattening of pooled AUC and P→H share, eval cost."""
     out = []
     for name, points in _curves(record).items():
         parts = [t for t in (flattening(points, k) for k in FLAT_TOLERANCES) if t]
-        entry = record["methods"][name]
-        cost, train = entry.get("curve_eval_seconds"), entry.get("curve_train_seconds")
+        entry = record.methods[name]
+        cost, train = entry.curve_eval_seconds, entry.curve_train_seconds
         share = f" ({100 * cost / train:.1f}% of it)" if cost is not None and train else ""
         spent = (
             f"; the {len(points)} curve evaluations took {cost:.1f} s against {train:.1f} s of training{share}"
@@ -91,7 +91,7 @@ def curve_sentences(record: dict[str, Any]) -> list[str]:
     return out
 
 
-def learning_curves_figure(record: dict[str, Any], out: Path) -> None:
+def learning_curves_figure(record: RunRecord, out: Path) -> None:
     """Pooled AUC, P→H share and changed pixels on the tune subset against training seconds, one line per
     method (exact-mask AUC dashed in the colour of its method)."""
     import matplotlib
@@ -125,17 +125,17 @@ def learning_curves_figure(record: dict[str, Any], out: Path) -> None:
     save_figure(fig, out)
 
 
-def curves_section(record: dict[str, Any]) -> list[str]:
+def curves_section(record: RunRecord) -> list[str]:
     """The report's learning-curve section (figure and one sentence per method); empty without curves."""
     curves = _curves(record)
     if not curves:
         return []
     n = max(len(p) for p in curves.values())
-    train = record["config"].get("train", {})
+    train = record.config.get("train", {})
     return [
         "## Learning curves (tune subset)",
         f"Up to {n} points per method, every {train.get('eval_every')} iterations on the first "
-        f"{train.get('curve_images')} tune images (half Pneumonia, half Healthy; seed {record['seeds'][0]}). "
+        f"{train.get('curve_images')} tune images (half Pneumonia, half Healthy; seed {record.seeds[0]}). "
         "A metric has flattened when its range over the last third of training (the points from 2/3 of the "
         "last iteration on, with the point before them; at least 3) is at most "
         + ", ".join(f"{v} for {CURVE_LABELS[k]}" for k, v in FLAT_TOLERANCES.items())
