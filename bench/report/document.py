@@ -418,6 +418,6 @@ def write_report(run_dir: Path, record: RunRecord, curves: Sequence[RocCurve], e
     """Write roc.png, qualitative.png, learning_curves.png (when a method has curves) and report.md."""
     roc_figure(curves, run_dir / "roc.png")
     if has_curves(record):
-        learning_curves_figure(record, run_dir / "learning_curves.png")
+        learning_curves_figure(record.methods, run_dir / "learning_curves.png")
     qualitative_figure(examples, run_dir / "qualitative.png")
     atomic_write_text(run_dir / "report.md", render(record))
