@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bench.evaluate.figure import Figure, MetricId
-from bench.evaluate.metrics.bootstrap import _percentile_ci
 
 if TYPE_CHECKING:
     from bench.records.record import Evaluator, MethodResult, RunRecord
@@ -78,6 +77,8 @@ def _seed_stats(run: Any, metric: MetricId) -> np.ndarray | None:
 
 def paired_difference(a: np.ndarray, b: np.ndarray, other: str, value: float) -> Difference:
     """The difference a - b of two rows from their per-seed resample statistics (same image draws)."""
+    from bench.evaluate.metrics.bootstrap import _percentile_ci  # the metrics stack only where it computes
+
     diff = a.mean(axis=0) - b.mean(axis=0)
     lo, hi = _percentile_ci(diff, 0.05)
     share = None
