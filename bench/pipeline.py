@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,12 @@ from bench.atomic import atomic_write_text
 from bench.config import Config
 from bench.data import PreparedData, open_data
 from bench.errors import BenchError, first_line
-from bench.evaluate import verdict
-from bench.evaluate.figure import Example, RocCurve
+from bench.evaluate.figure import Example, MetricId, RocCurve
 from bench.evaluate.protocol import evaluate, pick_examples, untranslated_accuracy
 from bench.progress import note
 from bench.records import rundir
-from bench.records.build import MethodRun, add_verdict, build_record, per_image_frame
+from bench.records.build import MethodRun, RunContext, build_record, per_image_frame
+from bench.records.record import RunRecord, load_run_record
 from bench.registry import get_method_class, list_methods
 from bench.report.document import title, write_report
 from bench.settings import check_method_list
@@ -50,11 +50,17 @@ class Prelaunched:
 
 @dataclass
 class RunResult:
-    """What a benchmark run produced: its folder, the record, and whether every method succeeded."""
+    """What a benchmark run produced: its folder, the record (``run_record``; ``record`` is its JSON
+    form, as written to ``record.json``), and whether every method succeeded."""
 
     run_dir: Path
-    record: dict[str, Any]
+    run_record: RunRecord
     ok: bool
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """The record's JSON form."""
+        return self.run_record.to_json()
 
 
 def resolve_methods(spec: str) -> list[str]:
@@ -187,31 +193,26 @@ STANDARD_RECORD = Path("results/standard/record.json")
 """The committed record of the ``standard`` preset, the order other presets are checked against."""
 
 
-def add_agreement(record: dict[str, Any], repo: Path) -> None:
-    """Kendall's tau between this run's order of methods on the headline and the committed ``standard``
-    record's (``record["agreement"]``), for runs of other presets on the same kind of data."""
+def standard_record(repo: Path, cfg: Config) -> RunRecord | None:
+    """The committed ``standard`` record that runs of other presets are checked against, when readable."""
     path = repo / STANDARD_RECORD
-    if record["config"]["preset"] == "standard" or not path.is_file():
-        return
+    if cfg.preset == "standard" or not path.is_file():
+        return None
     try:
-        other = records.read_record(path)
+        return load_run_record(path)
     except BenchError:
-        return
-    if other["data"].get("synthetic") != record["data"]["synthetic"]:
-        return
-    agreement = verdict.rank_agreement(record, other)
-    if agreement is not None:
-        agreement["other_path"] = str(STANDARD_RECORD)
-        record["agreement"] = agreement
+        return None
 
 
-def roc_curves(runs: list[MethodRun], record: dict[str, Any]) -> list[RocCurve]:
+def roc_curves(runs: list[MethodRun], record: RunRecord) -> list[RocCurve]:
     """Each evaluated method's pooled ROC (first seed), labelled with the record's pooled AUC."""
+    pooled = MetricId("pooled_auc", target="boxes")
     curves = []
     for run in runs:
         if run.error is None and run.evals and run.evals[0].roc is not None:
             roc = run.evals[0].roc
-            auc = record["methods"][run.name]["metrics"].get("pooled_auc", {}).get("value")
+            fig = record.methods[run.name].metrics.get(pooled)
+            auc = None if fig is None else fig.value
             curves.append(RocCurve(run.name, title(run.name), roc["fpr"], roc["tpr"], auc, run.reference))
     return curves
 
@@ -301,20 +302,20 @@ def _run(
     reserved = pre.folder if pre else rundir.reserve(runs_root, commit, dirty, started)
     run_dir, tmp = reserved.final, reserved.tmp
     try:
-        record = build_record(
-            run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs, watch.times
+        context = RunContext(
+            layout=layout.describe(),
+            references_left_out=unavailable_references(data) if references else None,
+            launch=pre.info if pre else None,
+            standard=standard_record(repo or Path.cwd(), cfg),
+            standard_path=str(STANDARD_RECORD),
         )
-        record["layout"] = layout.describe()
-        if references:
-            record["references_left_out"] = unavailable_references(data)
-        add_verdict(record, runs)
-        add_agreement(record, repo or Path.cwd())
-        if pre:
-            record["launch"] = pre.info
+        record = build_record(
+            run_dir.name, started, commit, dirty, cfg, seeds, data, judge, untranslated, runs, watch.times, context
+        )
         records.write_per_image(tmp, per_image_frame(runs, seeds, data))
         with watch.stage("report"):
             write_report(tmp, record, roc_curves(runs, record), qualitative_examples(runs, data, examples))
-        record["times"] = dict(watch.times)
+        record = replace(record, times=dict(watch.times))  # the report's time included
         records.write_record(tmp, record)
         if log:
             atomic_write_text(tmp / "errors.log", "\n".join(log))

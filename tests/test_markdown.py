@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from bench.evaluate.figure import Figure, SeedSpread
 from bench.report.markdown import fmt, interval, markdown_table, number, signed
 
 
@@ -21,6 +22,7 @@ def test_number_formats() -> None:
 
 
 def test_fmt_of_a_report_figure() -> None:
-    assert fmt(None) == fmt({"value": None}) == "—"
-    assert fmt({"value": 0.5, "ci": [0.4, 0.6]}) == "0.500 [0.400, 0.600]"
-    assert fmt({"value": 0.5, "seed_std": 0.01, "ci": [0.4, None]}, scale=100, digits=1) == "50.0 ± 1.0"
+    assert fmt(None) == fmt(Figure(None, None, 0, "higher", "")) == "—"
+    assert fmt(Figure(0.5, (0.4, 0.6), 3, "higher", "")) == "0.500 [0.400, 0.600]"
+    spread = Figure(0.5, (0.4, None), 3, "higher", "", SeedSpread(0.5, 0.01))
+    assert fmt(spread, scale=100, digits=1) == "50.0 ± 1.0"

@@ -19,6 +19,7 @@ from bench.cli import exits
 from bench.cli.main import main
 from bench.config import Config
 from bench.errors import BenchError
+from bench.evaluate.figure import MetricId
 from bench.evaluate.protocol import (
     MethodEval,
     Outputs,
@@ -26,6 +27,8 @@ from bench.evaluate.protocol import (
     translation_figures,
 )
 from bench.pipeline import run_benchmark
+
+K = MetricId.from_key
 
 
 class _Identity(Method):
@@ -93,9 +96,9 @@ def test_perfect_map_scores_one(smoke_cfg: Config) -> None:
     res = MethodEval()
     localization_figures(out, smoke_cfg.eval, res)
     for key in ("pooled_auc", "pixel_auc", "hit_rate", "miou", "dice", "energy"):
-        assert res.figures[key].value == pytest.approx(1.0), key
-    assert res.figures["pooled_auc"].n == 4
-    assert set(res.per_image["hit_rate"]) == {"id0", "id1", "id2", "id3"}
+        assert res.figures[K(key)].value == pytest.approx(1.0), key
+    assert res.figures[K("pooled_auc")].n == 4
+    assert set(res.per_image[K("hit_rate")]) == {"id0", "id1", "id2", "id3"}
     assert set(res.per_image) <= set(res.figures)  # per-image values are stored under the summary names
 
 
@@ -104,10 +107,10 @@ def test_constant_map_is_chance(smoke_cfg: Config) -> None:
     masks[:, 2:5, 2:5] = True
     res = MethodEval()
     localization_figures(_outputs(np.ones((3, 8, 8)), masks, np.ones(3, int)), smoke_cfg.eval, res)
-    assert res.figures["pooled_auc"].value == pytest.approx(0.5)
+    assert res.figures[K("pooled_auc")].value == pytest.approx(0.5)
     # ties count as the expected hit under uniform tie-breaking: exactly the box area fraction
-    assert res.figures["hit_rate"].value == pytest.approx(9 / 64)
-    assert res.figures["pooled_ap"].value == pytest.approx(9 / 64)  # AP of a constant score = prevalence
+    assert res.figures[K("hit_rate")].value == pytest.approx(9 / 64)
+    assert res.figures[K("pooled_ap")].value == pytest.approx(9 / 64)  # AP of a constant score = prevalence
 
 
 def test_translation_figures_known_rates(smoke_cfg: Config) -> None:
@@ -116,13 +119,13 @@ def test_translation_figures_known_rates(smoke_cfg: Config) -> None:
     out.p_translated = np.array([0.9, 0.1, 0.2, 0.7])
     res = MethodEval()
     translation_figures(out, _Judge(), smoke_cfg.eval, res)
-    assert res.figures["change_rate_p2h"].value == pytest.approx(0.2)
-    assert res.figures["change_rate_h2h"].value == pytest.approx(0.1)
-    assert res.figures["change_rate_all2h"].value == pytest.approx(0.15)
-    assert res.figures["change_rate_tol2_p2h"].value == pytest.approx(0.05)
-    assert res.figures["accuracy_p2h"].value == pytest.approx(0.5)  # 0.1 < 0.5 only
-    assert res.figures["accuracy_all2h"].value == pytest.approx(0.5)
-    assert res.figures["change_rate_p2h"].direction == "lower"
+    assert res.figures[K("change_rate_p2h")].value == pytest.approx(0.2)
+    assert res.figures[K("change_rate_h2h")].value == pytest.approx(0.1)
+    assert res.figures[K("change_rate_all2h")].value == pytest.approx(0.15)
+    assert res.figures[K("change_rate_tol2_p2h")].value == pytest.approx(0.05)
+    assert res.figures[K("accuracy_p2h")].value == pytest.approx(0.5)  # 0.1 < 0.5 only
+    assert res.figures[K("accuracy_all2h")].value == pytest.approx(0.5)
+    assert res.figures[K("change_rate_p2h")].direction == "lower"
 
 
 def test_run_writes_complete_folder_and_survives_a_failure(smoke_cfg: Config, tmp_path: Path, test_methods) -> None:
@@ -238,10 +241,10 @@ def test_seeds_and_paper_figures_in_report(smoke_cfg: Config, tmp_path: Path, te
     assert result.record["seeds"] == [smoke_cfg.train.seed, smoke_cfg.train.seed + 1]
     fig = result.record["methods"]["t_identity"]["metrics"]["pooled_auc"]
     assert fig["seed_std"] is not None
-    synthetic = render(result.record)
+    synthetic = render(result.run_record)
     assert "(paper)" not in synthetic and "±" in synthetic
-    result.record["data"]["synthetic"] = False
-    real = render(result.record)
+    result.run_record.data["synthetic"] = False
+    real = render(result.run_record)
     assert "P→H (paper)" in real and "85.31" in real and "0.83" in real
 
 
@@ -350,9 +353,9 @@ def test_randomization_rho_known_answers(smoke_cfg: Config, smoke_data, test_met
     same = MethodEval()  # a randomized copy whose map ignores the weights: rho = 1 on every image
     method.randomized = lambda seed: _Identity.from_config(smoke_cfg, "cpu")
     randomization_figure(method, smoke_data.test, out, smoke_cfg.eval, same)
-    fig = same.figures["randomization_rho"]
+    fig = same.figures[K("randomization_rho")]
     assert fig.value == pytest.approx(1.0) and fig.direction == "lower" and fig.n == len(pneu)
-    assert set(same.per_image["randomization_rho"]) == set(pneu)
+    assert set(same.per_image[K("randomization_rho")]) == set(pneu)
 
     class _Noise(_Identity):
         def localize(self, x: torch.Tensor) -> torch.Tensor:
@@ -361,7 +364,7 @@ def test_randomization_rho_known_answers(smoke_cfg: Config, smoke_data, test_met
     noise = MethodEval()  # a map of pure noise does not follow the trained map
     method.randomized = lambda seed: _Noise.from_config(smoke_cfg, "cpu")
     randomization_figure(method, smoke_data.test, out, smoke_cfg.eval, noise)
-    assert abs(noise.figures["randomization_rho"].value) < 0.2
+    assert abs(noise.figures[K("randomization_rho")].value) < 0.2
 
     none = MethodEval()  # nothing learned, nothing to randomize
     randomization_figure(_EdgeRef.from_config(smoke_cfg, "cpu"), smoke_data.test, out, smoke_cfg.eval, none)
@@ -441,13 +444,15 @@ def test_seed_mean_ci_resamples_the_same_images(smoke_cfg: Config) -> None:
     out = _outputs(np.zeros((40, 4, 4)), np.zeros((40, 4, 4), bool), np.ones(40, int))
     sel = np.ones(40, bool)
 
+    miou = MetricId("miou", target="boxes")
+
     def run_of(*per_seed: np.ndarray) -> dict:
         evals = []
         for v in per_seed:
             ev = MethodEval()
-            _add(ev, "miou", v, sel, out, smoke_cfg.eval)
+            _add(ev, miou, v, sel, out, smoke_cfg.eval)
             evals.append(ev)
-        return summarize(MethodRun("m", evals))["metrics"]["miou"]
+        return summarize(MethodRun("m", evals)).metrics[miou].as_dict()
 
     one = run_of(values)
     shifted = run_of(values, values + 0.2)

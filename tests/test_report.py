@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.evaluate.figure import Example, Figure, RocCurve, figure_kind
+from bench.evaluate.figure import Example, Figure, MetricId, RocCurve
+from bench.records.record import RunRecord
 from bench.report.document import (
     ARUN_AUPRC,
     HIT_RATE_NOTE,
@@ -21,7 +22,7 @@ from bench.report.document import (
 
 
 def _fig(name: str, value: float, lo: float, hi: float) -> dict:
-    return {**Figure.of(name, value, (lo, hi), 20).as_dict(), "seed_mean": value, "seed_std": None}
+    return {**Figure.of(MetricId.from_key(name), value, (lo, hi), 20).as_dict(), "seed_mean": value, "seed_std": None}
 
 
 def _entry(
@@ -46,8 +47,13 @@ def _entry(
     return {**entry, "reference": True} if reference else entry
 
 
-def make_record(methods: dict[str, dict], synthetic: bool = True) -> dict:
+def make_record(methods: dict[str, dict], synthetic: bool = True) -> RunRecord:
+    return RunRecord.from_json(_record_json(methods, synthetic))
+
+
+def _record_json(methods: dict[str, dict], synthetic: bool) -> dict:
     return {
+        "schema": 2,
         "run_id": "0001_test",
         "created": "2024-01-01T00:00:00+00:00",
         "commit": None,
@@ -122,12 +128,12 @@ def test_no_references_no_block() -> None:
     methods = {k: v for k, v in METHODS.items() if not v.get("reference")}
     text = render(make_record(methods))
     assert "Reference maps" not in text and "best such reference" not in text
-    assert beats_references(make_record(methods)) is None
+    assert beats_references(make_record(methods).methods) is None
 
 
 def test_oracle_is_not_the_bar() -> None:
     only_oracle = {"good_gan": METHODS["good_gan"], ORACLE: METHODS[ORACLE]}
-    assert beats_references(make_record(only_oracle)) is None  # nothing but the ceiling to compare with
+    assert beats_references(make_record(only_oracle).methods) is None  # nothing but the ceiling to compare with
 
 
 def test_failed_reference_is_listed_under_failures() -> None:
@@ -181,14 +187,17 @@ def test_write_report_from_typed_curves_and_examples(tmp_path: Path) -> None:
     ],
 )
 def test_metric_directions(name: str, direction: str) -> None:
-    assert figure_kind(name)[0] == direction
-    assert Figure.of(name, 0.5, (0.4, 0.6), 3).direction == direction
+    metric = MetricId.from_key(name)
+    assert metric.direction == direction and metric.key == name
+    assert Figure.of(metric, 0.5, (0.4, 0.6), 3).direction == direction
 
 
 def test_unknown_metric_has_no_direction() -> None:
     with pytest.raises(ValueError, match="no direction known for metric 'mystery'"):
-        figure_kind("mystery")
-    assert Figure.of("energy", float("nan"), None, 0).as_dict()["value"] is None
+        MetricId.from_key("mystery")
+    with pytest.raises(ValueError, match="no direction known for metric 'mystery'"):
+        Figure.of(MetricId.from_key("mystery", strict=False), 0.5, None, 1)
+    assert Figure.of(MetricId("energy", target="boxes"), float("nan"), None, 0).as_dict()["value"] is None
 
 
 def test_oracle_sentence_warns_when_a_prior_beats_it() -> None:
@@ -196,18 +205,18 @@ def test_oracle_sentence_warns_when_a_prior_beats_it() -> None:
 
     methods = dict(METHODS)
     methods["t_ref_prior"] = _entry((0.97, 0.96, 0.98), (0.80, 0.78, 0.82), reference=True)
-    record = make_record(methods)
+    record = make_record(methods).methods
     boxes = oracle_sentence(record)
     assert "what a perfect lesion map scores against the boxes" in boxes
     assert f"{title('t_ref_prior')} scores above it" in boxes and "exact masks below are the sharper test" in boxes
-    assert "scores above it" not in oracle_sentence(record, "mask_")  # 0.80 < the oracle's 1.0 on masks
-    assert "scores above it" not in oracle_sentence(make_record(METHODS))
+    assert "scores above it" not in oracle_sentence(record, "masks")  # 0.80 < the oracle's 1.0 on masks
+    assert "scores above it" not in oracle_sentence(make_record(METHODS).methods)
 
 
 def test_evaluator_line_states_the_classifier_size() -> None:
     record = make_record(METHODS)
-    record["evaluator"].update(input_size=128, feature_map=4)
+    record.evaluator.settings.update(input_size=128, feature_map=4)
     text = render(record)
     assert "Evaluator: DenseNet-121 (trained by the suite) at 128 px (4x4 final feature map), AUC 0.900" in text
-    del record["evaluator"]["input_size"]  # a record written before the classifier had its own size
+    del record.evaluator.settings["input_size"]  # a record written before the classifier had its own size
     assert "Evaluator: DenseNet-121 (trained by the suite), AUC 0.900" in render(record)

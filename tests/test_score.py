@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from bench.evaluate.figure import Figure
+from bench.evaluate.figure import Figure, MetricId
 from bench.evaluate.score import summary_json
 
 
 def test_summary_json_headline_keys() -> None:
     figures = {
-        name: Figure.of(name, value, (value - 0.1, value + 0.1), 7)
+        MetricId.from_key(name): Figure.of(MetricId.from_key(name), value, (value - 0.1, value + 0.1), 7)
         for name, value in [
             ("pooled_auc", 0.8),
             ("pooled_ap", 0.4),

@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bench.evaluate.figure import Figure, MetricId
 from bench.evaluate.protocol import MethodEval
 from bench.evaluate.verdict import leaderboard, next_preset, paired_difference, rank_agreement
 from bench.records.build import MethodRun
+from bench.records.record import Evaluator, MethodResult, RunRecord
 
 R = 400
+LM_AUC = MetricId("lm_auc", target="boxes")
 
 
 def _fig(value: float, ci: tuple[float, float]) -> dict:
@@ -17,16 +20,27 @@ def _fig(value: float, ci: tuple[float, float]) -> dict:
 
 
 def _run(name: str, stats: list[np.ndarray], reference: bool = False) -> MethodRun:
-    evals = [MethodEval(resamples={"lm_auc": s}) for s in stats]
+    evals = [MethodEval(resamples={LM_AUC: s}) for s in stats]
     return MethodRun(name, evals=evals, reference=reference)
 
 
-def _record(entries: dict[str, dict], preset: str = "quick") -> dict:
-    return {
-        "config": {"preset": preset},
-        "evaluator": {"untranslated": {"accuracy_p2h": _fig(0.10, (0.05, 0.15))}, "test_auc": 0.9},
-        "methods": entries,
-    }
+def _record(entries: dict[str, dict], preset: str = "quick") -> RunRecord:
+    untranslated = {MetricId("accuracy", group="p2h"): Figure.from_dict(_fig(0.10, (0.05, 0.15)))}
+    return RunRecord(
+        run_id="0001_test",
+        created="2024-01-01T00:00:00+00:00",
+        commit=None,
+        dirty=False,
+        config={"preset": preset},
+        config_hash="abc",
+        seeds=[0],
+        versions={},
+        device="cpu",
+        data={"synthetic": True, "manifest_hash": "m"},
+        times={},
+        evaluator=Evaluator({"test_auc": 0.9}, untranslated),
+        methods={name: MethodResult.from_json(entry) for name, entry in entries.items()},
+    )
 
 
 def _entry(stats: np.ndarray, p2h: tuple[float, float, float] | None = None, **flags: bool) -> dict:
@@ -104,24 +118,26 @@ def test_next_preset() -> None:
 
 
 def test_rank_agreement() -> None:
-    def rec(values: dict[str, float]) -> dict:
-        return {"methods": {n: {"status": "ok", "metrics": {"lm_auc": _fig(v, (v, v))}} for n, v in values.items()}}
+    def rec(values: dict[str, float]) -> RunRecord:
+        return _record({n: {"status": "ok", "metrics": {"lm_auc": _fig(v, (v, v))}} for n, v in values.items()})
 
-    a = rec({"x": 0.7, "y": 0.6, "z": 0.5, "w": 0.4})
+    a = rec({"x": 0.7, "y": 0.6, "z": 0.5, "w": 0.4}).methods
     assert rank_agreement(a, rec({"x": 0.9, "y": 0.8, "z": 0.7, "w": 0.1}))["kendall_tau"] == pytest.approx(1.0)
     assert rank_agreement(a, rec({"x": 0.1, "y": 0.2, "z": 0.3, "w": 0.4}))["kendall_tau"] == pytest.approx(-1.0)
     assert rank_agreement(a, rec({"x": 0.1, "y": 0.2})) is None
 
 
 def test_report_renders_the_verdict(tmp_path) -> None:
-    from bench.records.build import add_verdict
+    from bench.report.verdict import verdict_section
 
     rng = np.random.default_rng(2)
     stats = {"good": 0.7 + 0.02 * rng.standard_normal(R), "blind": 0.5 + 0.001 * rng.standard_normal(R)}
     entries = {"good": _entry(stats["good"], (0.8, 0.7, 0.9)), "blind": _entry(stats["blind"], (0.8, 0.7, 0.9))}
     record = _record(entries)
-    add_verdict(record, [_run(n, [s]) for n, s in stats.items()])
-    from bench.report.verdict import verdict_section
+    record.verdict = {"boxes": leaderboard([_run(n, [s]) for n, s in stats.items()], record)}
+    stored = record.to_json()
+    record = RunRecord.from_json(stored)  # the verdict as the report reads it back from record.json
+    assert record.to_json() == stored and stored["verdict"]["boxes"]["metric"] == "lm_auc"
 
     text = "\n\n".join(verdict_section(record))
     assert "| 1 | good |" in text

@@ -221,8 +221,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     """Score lesion maps of an external method (.npz of patientId -> map)."""
     from bench.data import open_data
-    from bench.evaluate.score import load_maps, score_maps, summary_json
-    from bench.report.document import localization_table
+    from bench.evaluate.score import load_maps, score_maps, scored_tables, summary_json
 
     cfg = resolve_config(args)
     maps = load_maps(Path(args.maps))
@@ -231,12 +230,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary_json(args.name, scored), indent=2))
         return 0
-    record = {
-        "methods": {args.name: {"status": "ok", "metrics": {k: f.as_dict() for k, f in scored["figures"].items()}}}
-    }
-    print(localization_table(record))
-    if any(k.startswith("mask_") for k in scored["figures"]):
-        print("\nAgainst the pixel-exact lesion masks:\n" + localization_table(record, "mask_"))
+    print(scored_tables(args.name, scored))
     print(f"\n{scored['n_images']} Pneumonia images scored ({args.split} split), {scored['missing']} without a map")
     if scored["ignored"]:
         print(

@@ -113,9 +113,10 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+_HEADLINE_NAMES = ", ".join(m.key for m in records.HEADLINE_METRICS)
 _GATE_HELP = textwrap.fill(
     "the gate: the rules given with --fail-on; else the rules stored with the baseline (baseline set "
-    f"--fail-on); else the default gate: the headline metrics ({', '.join(records.HEADLINE_METRICS)}) that both "
+    f"--fail-on); else the default gate: the headline metrics ({_HEADLINE_NAMES}) that both "
     f"records hold, of the methods in both records, each with tolerance {records.DEFAULT_TOLERANCE}. The output "
     "names the rules in force. A gate that covers no metric is an error (exit 2).",
     width=88,

@@ -19,7 +19,7 @@ from bench.data.domains import PNEUMONIA
 from bench.data.rsna import Patient, boxes_xyxy, read_labels, splits_for
 from bench.errors import BenchError
 from bench.evaluate import metrics
-from bench.evaluate.figure import Figure
+from bench.evaluate.figure import Figure, MetricId
 
 RSNA_IMAGE_SIZE = 1024
 """Rows and columns of every RSNA Pneumonia Detection Challenge DICOM: the boxes' pixel frame."""
@@ -67,15 +67,20 @@ def prior_figures(maps: np.ndarray, truth: np.ndarray, ev: EvalConfig) -> dict[s
     r, seed = ev.n_bootstrap, ev.bootstrap_seed
     roc = metrics.pooled_roc(maps, truth)
     figures = {
-        "pooled_auc": Figure.of("pooled_auc", roc.auc(), metrics.bootstrap_ci_pooled(maps, truth, r, seed), n),
-        "pooled_ap": Figure.of("pooled_ap", roc.ap(), metrics.bootstrap_ci_pooled_ap(maps, truth, r, seed), n),
+        "pooled_auc": Figure.of(_box("pooled_auc"), roc.auc(), metrics.bootstrap_ci_pooled(maps, truth, r, seed), n),
+        "pooled_ap": Figure.of(_box("pooled_ap"), roc.ap(), metrics.bootstrap_ci_pooled_ap(maps, truth, r, seed), n),
     }
     for name, values in (("pixel_auc", metrics.per_image_auc(maps, truth)), ("hit_rate", metrics.hit(maps, truth))):
         finite = values[np.isfinite(values)]
         ci = metrics.bootstrap_ci(values, n_resamples=r, seed=seed)
-        figures[name] = Figure.of(name, float(finite.mean()) if finite.size else None, ci, int(finite.size))
-    figures["lm_auc"] = Figure.of("lm_auc", metrics.lm_auc(maps, truth), None, n)
+        figures[name] = Figure.of(_box(name), float(finite.mean()) if finite.size else None, ci, int(finite.size))
+    figures["lm_auc"] = Figure.of(_box("lm_auc"), metrics.lm_auc(maps, truth), None, n)
     return figures
+
+
+def _box(name: str) -> MetricId:
+    """The MetricId of localization figure ``name`` against the boxes."""
+    return MetricId(name, target="boxes")
 
 
 def format_prior(root: Path, figures: dict[str, Figure], counts: dict[str, int]) -> str:

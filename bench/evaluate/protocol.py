@@ -5,7 +5,8 @@ the image to Healthy, which gives the pixel change rate (3.1) and, judged by the
 accuracy after translation (3.2). Localization (3.3) is scored on the Pneumonia images against
 the rasterized boxes and, on synthetic data, against the pixel-exact masks; a method that learns
 gets the model-randomization check. Every figure comes with its per-image values so runs can be
-compared image by image. Metrics' summaries become :class:`bench.evaluate.figure.Figure` here and only here.
+compared image by image. Metrics' summaries become :class:`bench.evaluate.figure.Figure` here and only here,
+keyed by their :class:`bench.evaluate.figure.MetricId`.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from bench.config import EvalConfig
 from bench.data.dataset import RSNADataset
 from bench.data.domains import HEALTHY, PNEUMONIA
 from bench.evaluate import metrics
-from bench.evaluate.figure import Figure
+from bench.evaluate.figure import Figure, MetricId, localization_id
 from bench.method import Method
 from bench.progress import bar
-
-GROUPS = {"p2h": "P→H", "h2h": "H→H", "all2h": "P+H→H"}
 
 
 class Judge(Protocol):
@@ -39,13 +38,13 @@ class Judge(Protocol):
 class MethodEval:
     """Everything measured for one method on one seed."""
 
-    figures: dict[str, Figure] = field(default_factory=dict)
-    per_image: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> patientId -> value
+    figures: dict[MetricId, Figure] = field(default_factory=dict)
+    per_image: dict[MetricId, dict[str, float]] = field(default_factory=dict)  # metric -> patientId -> value
     roc: dict[str, np.ndarray] | None = None
     examples: dict[str, np.ndarray] = field(default_factory=dict)  # patientId -> lesion map
     # metric -> bootstrap statistic per resample; resample r draws the same images for every seed,
     # so several seeds' CI is taken over the seed-mean of each resample (metrics.seed_mean_ci)
-    resamples: dict[str, np.ndarray] = field(default_factory=dict)
+    resamples: dict[MetricId, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,7 +98,7 @@ def resize_maps(m: torch.Tensor, size: int) -> np.ndarray:
     return m.cpu().numpy().astype(np.float32)
 
 
-def _mean_figure(name: str, values: np.ndarray, cfg: EvalConfig) -> tuple[Figure, np.ndarray | None]:
+def _mean_figure(name: MetricId, values: np.ndarray, cfg: EvalConfig) -> tuple[Figure, np.ndarray | None]:
     """Mean over the finite values with its bootstrap CI, and the per-resample statistics behind it
     (resampling every image of the group, NaN ones included, so the draws match across seeds)."""
     values = np.asarray(values, dtype=np.float64)
@@ -122,16 +121,17 @@ def translation_figures(out: Outputs, judge: Judge | None, cfg: EvalConfig, resu
         return
     for key, sel in _group_masks(out.domains).items():
         for t, rates in out.change.items():
-            name = f"change_rate_{key}" if t == 0 else f"change_rate_tol{t}_{key}"
-            _add(result, name, rates, sel, out, cfg)
+            _add(result, MetricId("change_rate", group=key, tolerance=t), rates, sel, out, cfg)
         if out.p_translated is not None and judge is not None:
             healthy = metrics.accuracy_healthy(out.p_translated, judge.threshold).astype(float)
-            _add(result, f"accuracy_{key}", healthy, sel, out, cfg)
+            _add(result, MetricId("accuracy", group=key), healthy, sel, out, cfg)
             at_half = metrics.accuracy_healthy(out.p_translated, 0.5).astype(float)
-            _add(result, f"accuracy05_{key}", at_half, sel, out, cfg)
+            _add(result, MetricId("accuracy05", group=key), at_half, sel, out, cfg)
 
 
-def _add(result: MethodEval, name: str, values: np.ndarray, sel: np.ndarray, out: Outputs, cfg: EvalConfig) -> None:
+def _add(
+    result: MethodEval, name: MetricId, values: np.ndarray, sel: np.ndarray, out: Outputs, cfg: EvalConfig
+) -> None:
     result.figures[name], stats = _mean_figure(name, values[sel], cfg)
     if stats is not None:
         result.resamples[name] = stats
@@ -144,11 +144,11 @@ def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> N
     pneu, healthy = out.domains == PNEUMONIA, out.domains == HEALTHY
     if not pneu.any():
         return
-    truths = {"": out.box_masks}
+    truths = {"boxes": out.box_masks}
     if out.lesion_masks is not None:
-        truths["mask_"] = out.lesion_masks
+        truths["masks"] = out.lesion_masks
     ids = [pid for pid, s in zip(out.patient_ids, pneu) if s]
-    for prefix, truth in truths.items():
+    for target, truth in truths.items():
         loc = metrics.localization_metrics(
             out.maps[pneu],
             truth[pneu],
@@ -157,14 +157,15 @@ def localization_figures(out: Outputs, cfg: EvalConfig, result: MethodEval) -> N
             seed=cfg.bootstrap_seed,
         )
         for name, s in loc["summary"].items():
-            result.figures[prefix + name] = Figure.from_summary(prefix + name, s)
+            metric = localization_id(name, target)
+            result.figures[metric] = Figure.from_summary(metric, s)
             if name in loc["bootstrap"]:
-                result.resamples[prefix + name] = loc["bootstrap"][name]
+                result.resamples[metric] = loc["bootstrap"][name]
         for name, values in loc["per_image"].items():
             if name in ("max", "healthy_max"):
                 continue
-            result.per_image[prefix + name] = dict(zip(ids, np.asarray(values, dtype=float).tolist()))
-        if prefix == "":
+            result.per_image[localization_id(name, target)] = dict(zip(ids, np.asarray(values, dtype=float).tolist()))
+        if target == "boxes":
             result.roc = loc["roc"]
 
 
@@ -189,7 +190,7 @@ def randomization_figure(method: Method, ds: RSNADataset, out: Outputs, cfg: Eva
         idx = rows[start : start + cfg.batch_size]
         random_maps = resize_maps(random.lesion_map(ds.batch(idx)), ds.size)
         rho[idx] = metrics.spearman_per_image(out.maps[idx], random_maps)
-    _add(result, "randomization_rho", rho, pneu, out, cfg)
+    _add(result, MetricId("randomization_rho"), rho, pneu, out, cfg)
 
 
 def evaluate(
@@ -215,18 +216,18 @@ def evaluate(
 
 
 @torch.no_grad()
-def untranslated_accuracy(ds: RSNADataset, judge: Judge, cfg: EvalConfig) -> dict[str, Figure]:
+def untranslated_accuracy(ds: RSNADataset, judge: Judge, cfg: EvalConfig) -> dict[MetricId, Figure]:
     """Table 1's reference column: the share of real, untranslated images judged Healthy."""
     n = len(ds)
     probs = np.zeros(n)
     for start in range(0, n, cfg.batch_size):
         idx = np.arange(start, min(n, start + cfg.batch_size))
         probs[idx] = judge.probs(ds.batch(idx)["image"])
-    out: dict[str, Figure] = {}
+    out: dict[MetricId, Figure] = {}
     for key, sel in _group_masks(np.asarray(ds.domains)).items():
-        for prefix, threshold in (("accuracy", judge.threshold), ("accuracy05", 0.5)):
+        for metric, threshold in (("accuracy", judge.threshold), ("accuracy05", 0.5)):
             healthy = metrics.accuracy_healthy(probs[sel], threshold).astype(float)
-            name = f"{prefix}_{key}"
+            name = MetricId(metric, group=key)
             out[name] = replace(_mean_figure(name, healthy, cfg)[0], direction="none")
     return out
 

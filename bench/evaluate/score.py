@@ -18,7 +18,7 @@ from bench.config import Config
 from bench.data import PreparedData, RSNADataset
 from bench.data.domains import DOMAIN_CODES, HEALTHY, PNEUMONIA
 from bench.errors import BenchError
-from bench.evaluate.figure import Figure
+from bench.evaluate.figure import Figure, MetricId
 from bench.evaluate.protocol import MethodEval, Outputs, localization_figures, resize_maps
 
 ZIP_MAGIC = b"PK"
@@ -84,8 +84,8 @@ def score_maps(maps: dict[str, np.ndarray], data: PreparedData, cfg: Config, spl
 
 
 def summary_json(name: str, scored: dict[str, Any]) -> dict[str, Any]:
-    """The ``--json`` object: headline keys plus every figure with its CI."""
-    figs: dict[str, Figure] = scored["figures"]
+    """The ``--json`` object: headline keys (figures against the boxes) plus every figure with its CI."""
+    figs: dict[MetricId, Figure] = scored["figures"]
     out: dict[str, Any] = {"name": name}
     for key in (
         "lm_auc",
@@ -100,14 +100,27 @@ def summary_json(name: str, scored: dict[str, Any]) -> dict[str, Any]:
         "energy",
         "detection_auc",
     ):
-        if key in figs:
-            out[{"pixel_auc": "per_image_auc", "ap": "per_image_ap"}.get(key, key)] = figs[key].value
+        metric = MetricId(key, target="boxes")
+        if metric in figs:
+            out[{"pixel_auc": "per_image_auc", "ap": "per_image_ap"}.get(key, key)] = figs[metric].value
     out.update(
         {
             "n_images": scored["n_images"],
             "missing": scored["missing"],
             "ignored": len(scored["ignored"]),
-            "figures": {k: f.as_dict() for k, f in figs.items()},
+            "figures": {k.key: f.as_dict() for k, f in figs.items()},
         }
     )
     return out
+
+
+def scored_tables(name: str, scored: dict[str, Any]) -> str:
+    """The localization table of external maps against the boxes, and against the exact masks when scored."""
+    from bench.records.record import MethodResult
+    from bench.report.document import localization_table
+
+    methods = {name: MethodResult("ok", None, scored["figures"])}
+    text = localization_table(methods)
+    if any(k.target == "masks" for k in scored["figures"]):
+        text += "\n\nAgainst the pixel-exact lesion masks:\n" + localization_table(methods, "masks")
+    return text

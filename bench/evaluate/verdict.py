@@ -11,64 +11,23 @@ enough, never ranked.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bench.evaluate.metrics.bootstrap import _percentile_ci
+from bench.evaluate.figure import Figure, MetricId
+from bench.evaluate.standing import HEADLINE, Difference, Leaderboard, Standing
 
-HEADLINE = "lm_auc"
+if TYPE_CHECKING:
+    from bench.records.record import Evaluator, MethodResult, RunRecord
+
 PRESET_ORDER = ("smoke", "quick", "standard", "paper")
 EVALUATOR_MIN_AUC = 0.7
 """A classifier-based map counts as trained when its classifier's test AUC reaches this (the
 report's threshold below which Table 1 says little)."""
 
 
-@dataclass
-class Difference:
-    """A paired bootstrap difference ``value`` [CI] of the headline against another row."""
-
-    other: str
-    value: float
-    ci: tuple[float, float]
-    tied: bool  # the CI holds 0
-    order_share: float | None = None  # with several seeds: share of seed x resample draws keeping the order
-
-
-@dataclass
-class Standing:
-    """One method on the leaderboard of one ground truth, or set apart with the reason."""
-
-    method: str
-    value: float | None
-    ci: tuple[float, float] | None
-    learned: bool | None  # None: the method has no task to check (neither translates nor classifies)
-    learned_evidence: str
-    beyond_prior: bool
-    rank: int | None = None
-    to_next: Difference | None = None
-    to_reference: Difference | None = None
-    trained_far_enough: bool = True
-    next_preset: str | None = None
-
-
-@dataclass
-class Leaderboard:
-    """The ranked standings against one truth (``prefix`` "" boxes, "mask_" exact masks)."""
-
-    prefix: str
-    metric: str
-    best_reference: str | None
-    ranked: list[Standing] = field(default_factory=list)
-    set_apart: list[Standing] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form stored in the run record."""
-        return asdict(self)
-
-
-def _seed_stats(run: Any, metric: str) -> np.ndarray | None:
+def _seed_stats(run: Any, metric: MetricId) -> np.ndarray | None:
     """``(seeds, resamples)`` bootstrap statistics of a metric, None when a seed lacks them."""
     stats = [ev.resamples.get(metric) for ev in run.evals]
     if not stats or any(s is None for s in stats):
@@ -78,6 +37,8 @@ def _seed_stats(run: Any, metric: str) -> np.ndarray | None:
 
 def paired_difference(a: np.ndarray, b: np.ndarray, other: str, value: float) -> Difference:
     """The difference a - b of two rows from their per-seed resample statistics (same image draws)."""
+    from bench.evaluate.metrics.bootstrap import _percentile_ci  # the metrics stack only where it computes
+
     diff = a.mean(axis=0) - b.mean(axis=0)
     lo, hi = _percentile_ci(diff, 0.05)
     share = None
@@ -88,23 +49,26 @@ def paired_difference(a: np.ndarray, b: np.ndarray, other: str, value: float) ->
     return Difference(other, float(value), (lo, hi), bool(lo <= 0.0 <= hi), share)
 
 
-def _learned(entry: dict[str, Any], untranslated: dict[str, Any], evaluator: dict[str, Any]) -> tuple[bool | None, str]:
+P2H_ACCURACY = MetricId("accuracy", group="p2h")
+
+
+def _learned(entry: MethodResult, evaluator: Evaluator) -> tuple[bool | None, str]:
     """Whether a method learned its task, with the evidence as a phrase."""
-    metrics = entry["metrics"]
-    acc, base = metrics.get("accuracy_p2h"), untranslated.get("accuracy_p2h")
-    if acc and acc.get("ci") and base and base.get("ci"):
-        ok = acc["ci"][0] > base["ci"][1]
+    acc, base = entry.metrics.get(P2H_ACCURACY), evaluator.untranslated.get(P2H_ACCURACY)
+    if acc and acc.ci and base and base.ci:
+        ok = acc.ci[0] > base.ci[1]
         relation = "above" if ok else "not above"
-        return ok, (
-            f"P→H judged Healthy {100 * acc['value']:.1f}% [{100 * acc['ci'][0]:.1f}, {100 * acc['ci'][1]:.1f}], "
-            f"CI {relation} the untranslated images' {100 * base['value']:.1f}% "
-            f"[{100 * base['ci'][0]:.1f}, {100 * base['ci'][1]:.1f}]"
-        )
-    if entry.get("uses_classifier") and evaluator.get("test_auc") is not None:
-        auc = float(evaluator["test_auc"])
+        return ok, (f"P→H judged Healthy {_pct(acc)}, CI {relation} the untranslated images' {_pct(base)}")
+    if entry.uses_classifier and evaluator.test_auc is not None:
+        auc = evaluator.test_auc
         ok = auc >= EVALUATOR_MIN_AUC
         return ok, f"its classifier's test AUC {auc:.3f} {'reaches' if ok else 'is below'} {EVALUATOR_MIN_AUC}"
     return None, "no task beyond the map to check"
+
+
+def _pct(fig: Figure) -> str:
+    """``value% [lo, hi]`` of a share."""
+    return f"{100 * fig.value:.1f}% [{100 * fig.ci[0]:.1f}, {100 * fig.ci[1]:.1f}]"
 
 
 def next_preset(preset: str) -> str | None:
@@ -114,25 +78,24 @@ def next_preset(preset: str) -> str | None:
     return None
 
 
-def leaderboard(runs: list[Any], record: dict[str, Any], prefix: str = "") -> Leaderboard | None:
+def leaderboard(runs: list[Any], record: RunRecord, target: str = "boxes") -> Leaderboard | None:
     """The leaderboard of the headline against one truth, from the runs' resamples and the record."""
-    metric = prefix + HEADLINE
-    entries = record["methods"]
+    metric = MetricId(HEADLINE, target=target)
+    entries = record.methods
     stats = {r.name: _seed_stats(r, metric) for r in runs if r.error is None and r.evals}
-    stats = {n: s for n, s in stats.items() if s is not None and entries[n]["metrics"].get(metric)}
-    refs = [n for n in stats if entries[n].get("reference") and not entries[n].get("ceiling")]
-    methods = [n for n in stats if not entries[n].get("reference")]
+    stats = {n: s for n, s in stats.items() if s is not None and entries[n].metrics.get(metric)}
+    refs = [n for n in stats if entries[n].reference and not entries[n].ceiling]
+    methods = [n for n in stats if not entries[n].reference]
     if not methods:
         return None
-    value = {n: entries[n]["metrics"][metric]["value"] for n in stats}
+    value = {n: entries[n].metrics[metric].value for n in stats}
     best_ref = max((n for n in refs if value[n] is not None), key=lambda n: value[n], default=None)
-    board = Leaderboard(prefix, metric, best_ref)
-    untranslated = record["evaluator"].get("untranslated", {})
-    following = next_preset(record["config"]["preset"])
+    board = Leaderboard(target, metric, best_ref)
+    following = next_preset(record.config["preset"])
     for name in sorted(methods, key=lambda n: -(value[n] if value[n] is not None else -np.inf)):
-        fig = entries[name]["metrics"][metric]
-        ci = tuple(fig["ci"]) if fig.get("ci") else None
-        learned, evidence = _learned(entries[name], untranslated, record["evaluator"])
+        fig = entries[name].metrics[metric]
+        ci = tuple(fig.ci) if fig.ci else None
+        learned, evidence = _learned(entries[name], record.evaluator)
         beyond = ci is not None and ci[0] > 0.5
         standing = Standing(name, value[name], ci, learned, evidence, beyond)
         if best_ref is not None and value[name] is not None:
@@ -154,28 +117,31 @@ def leaderboard(runs: list[Any], record: dict[str, Any], prefix: str = "") -> Le
     return board
 
 
-def rank_agreement(record: dict[str, Any], other: dict[str, Any], metric: str = HEADLINE) -> dict[str, Any] | None:
-    """Kendall's tau between two records' orders of their common methods on ``metric`` (None under 3)."""
+def rank_agreement(
+    methods: dict[str, MethodResult], other: RunRecord, metric: MetricId | None = None
+) -> dict[str, Any] | None:
+    """Kendall's tau between the order of ``methods`` and ``other`` record's on their common methods on
+    ``metric`` (the headline against the boxes by default); None under 3 common methods."""
     from scipy.stats import kendalltau
 
-    def values(rec: dict[str, Any]) -> dict[str, float]:
+    metric = metric or MetricId(HEADLINE, target="boxes")
+
+    def values(entries: dict[str, MethodResult]) -> dict[str, float]:
         return {
-            n: m["metrics"][metric]["value"]
-            for n, m in rec["methods"].items()
-            if m.get("status") == "ok"
-            and not m.get("reference")
-            and (m["metrics"].get(metric) or {}).get("value") is not None
+            n: fig.value
+            for n, m in entries.items()
+            if m.ok and not m.reference and (fig := m.metrics.get(metric)) is not None and fig.value is not None
         }
 
-    a, b = values(record), values(other)
+    a, b = values(methods), values(other.methods)
     common = sorted(set(a) & set(b))
     if len(common) < 3:
         return None
     tau = kendalltau([a[n] for n in common], [b[n] for n in common]).statistic
     return {
-        "metric": metric,
-        "other_run": other.get("run_id"),
-        "other_preset": other.get("config", {}).get("preset"),
+        "metric": metric.key,
+        "other_run": other.run_id,
+        "other_preset": other.preset,
         "methods": common,
         "kendall_tau": None if not np.isfinite(tau) else float(tau),
     }

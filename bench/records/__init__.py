@@ -1,6 +1,7 @@
 """Run records, named baselines, run-vs-baseline comparison and history (SPEC section 4).
 
-One module per job: :mod:`~bench.records.schema` (the record format, its checks, reading and
+One module per job: :mod:`~bench.records.record` (the typed run record, :class:`RunRecord`, and
+its JSON form), :mod:`~bench.records.schema` (the record format, its checks, reading and
 writing), :mod:`~bench.records.store` (run folders and baselines), :mod:`~bench.records.provenance`
 (git state, versions, device), :mod:`~bench.records.likeness` (whether a run is like its baseline),
 :mod:`~bench.records.compare` (the regression gate) and
@@ -35,6 +36,7 @@ from bench.records.provenance import (
     short_commit,
     versions,
 )
+from bench.records.record import Agreement, Evaluator, MethodResult, RunRecord, load_run_record, migrate
 from bench.records.schema import (
     DIRECTIONS,
     LEGACY_PER_IMAGE_NAMES,
@@ -46,7 +48,6 @@ from bench.records.schema import (
     REQUIRED_KEYS,
     SCHEMA,
     check_record,
-    ci_of,
     metric_entry,
     per_image_path,
     read_per_image,
@@ -86,12 +87,15 @@ __all__ = [
     "SCHEMA",
     "VERSION_PACKAGES",
     "CompareResult",
+    "Agreement",
     "CompareRow",
+    "Evaluator",
+    "MethodResult",
+    "RunRecord",
     "Gate",
     "Rule",
     "check_like",
     "check_record",
-    "ci_of",
     "compare",
     "config_differences",
     "default_gate",
@@ -103,7 +107,9 @@ __all__ = [
     "history",
     "load_per_image",
     "load_record",
+    "load_run_record",
     "metric_entry",
+    "migrate",
     "next_run_dir",
     "parse_rule",
     "parse_rules",

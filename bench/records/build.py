@@ -1,12 +1,14 @@
 """A run's record and per-image table, built from the methods' evaluations.
 
-The record is the one stored result of a run (``record.json``); the report and ``compare`` read
-it. Each metric entry is a :class:`bench.evaluate.figure.Figure` in JSON form plus its spread over seeds.
+The record (:class:`~bench.records.record.RunRecord`) is the one stored result of a run; the report
+and ``compare`` read it. Each metric is a :class:`bench.evaluate.figure.Figure` keyed by its
+:class:`~bench.evaluate.figure.MetricId`, with its spread over seeds; the verdict and the agreement
+with the committed standard record are computed here, when the record is built.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +20,10 @@ from bench.data import PreparedData
 from bench.data.domains import DOMAINS, HEALTHY, PNEUMONIA
 from bench.data.problems import data_problems
 from bench.evaluate import metrics, verdict
-from bench.evaluate.figure import Figure
+from bench.evaluate.figure import TARGETS, Figure, MetricId, SeedSpread
 from bench.evaluate.protocol import MethodEval
 from bench.records.provenance import device_description, versions
-from bench.records.schema import SCHEMA
+from bench.records.record import Agreement, Evaluator, MethodResult, RunRecord
 from bench.train.device import resolve_device
 
 
@@ -38,25 +40,25 @@ class MethodRun:
     curves: list[list[dict[str, float]]] = field(default_factory=list)  # learning-curve points per seed
 
 
-def _seed_entry(figs: list[Figure], resamples: list[np.ndarray | None]) -> dict[str, Any]:
-    """Record entry of one metric over seeds: seed-mean value, the CI of the seed mean, seed spread.
+def _seed_figure(figs: list[Figure], resamples: list[np.ndarray | None]) -> Figure:
+    """One metric over seeds: seed-mean value, the CI of the seed mean, seed spread.
 
     With several seeds the CI is the percentile interval of the seed-mean statistic of each bootstrap
     resample (every seed's resample r draws the same test images), not the mean of the seeds' bounds."""
-    entry = figs[0].as_dict()
+    first = figs[0]
+    value, ci = first.value, first.ci
     values = [f.value for f in figs if f.value is not None]
     if values:
-        entry["value"] = float(np.mean(values))
+        value = float(np.mean(values))
         if len(figs) > 1 and all(r is not None for r in resamples):
             lo, hi = metrics.seed_mean_ci(resamples)
-            entry["ci"] = [lo, hi] if np.isfinite(lo) and np.isfinite(hi) else None
-    entry["seed_mean"] = entry["value"]
-    entry["seed_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    return entry
+            ci = (lo, hi) if np.isfinite(lo) and np.isfinite(hi) else None
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return replace(first, value=value, ci=ci, seeds=SeedSpread(value, std))
 
 
 def curve_fields(run: MethodRun) -> dict[str, Any]:
-    """Learning-curve entries of a method trained with curves: ``curves`` (the first seed's points),
+    """Learning-curve fields of a method trained with curves: ``curves`` (the first seed's points),
     ``curves_by_seed`` (with several seeds), ``curve_eval_seconds`` (the first seed's total evaluation
     cost) and ``curve_train_seconds`` (its training seconds at the last point); empty without curves."""
     if not run.curves or not run.curves[0]:
@@ -72,18 +74,17 @@ def curve_fields(run: MethodRun) -> dict[str, Any]:
     return out
 
 
-def summarize(run: MethodRun) -> dict[str, Any]:
-    """A method's record entry: status, error and per metric the seed-mean figure with its spread,
-    plus its learning curves (:func:`curve_fields`); reference maps carry ``"reference": true``, ceilings
-    ``"ceiling": true`` and classifier-based methods ``"uses_classifier": true``."""
-    flag = {k: True for k in ("reference", "ceiling", "uses_classifier") if getattr(run, k)}
+def summarize(run: MethodRun) -> MethodResult:
+    """A method's result: status, error and per metric the seed-mean figure with its spread, plus its
+    learning curves (:func:`curve_fields`) and what kind of row it is (reference, ceiling, classifier)."""
+    flags = {"reference": run.reference, "ceiling": run.ceiling, "uses_classifier": run.uses_classifier}
     if run.error is not None or not run.evals:
-        return {"status": "failed", "error": run.error, "metrics": {}, **flag}
-    out: dict[str, Any] = {}
+        return MethodResult("failed", run.error, **flags)
+    out: dict[MetricId, Figure] = {}
     for name in run.evals[0].figures:
         evals = [e for e in run.evals if name in e.figures]
-        out[name] = _seed_entry([e.figures[name] for e in evals], [e.resamples.get(name) for e in evals])
-    return {"status": "ok", "error": None, "metrics": out, **flag, **curve_fields(run)}
+        out[name] = _seed_figure([e.figures[name] for e in evals], [e.resamples.get(name) for e in evals])
+    return MethodResult("ok", None, out, **flags, **curve_fields(run))
 
 
 def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData) -> pd.DataFrame:
@@ -94,12 +95,23 @@ def per_image_frame(runs: list[MethodRun], seeds: list[int], data: PreparedData)
         for seed, ev in zip(seeds, run.evals):
             for metric, values in ev.per_image.items():
                 for pid, v in values.items():
-                    rows.append((run.name, seed, pid, DOMAINS[domain[pid]], metric, v))
+                    rows.append((run.name, seed, pid, DOMAINS[domain[pid]], metric.key, v))
     return pd.DataFrame(rows, columns=["method", "seed", "patientId", "domain", "metric", "value"])
 
 
 def _counts(ds: Any) -> dict[str, int]:
     return {"pneumonia": int((ds.domains == PNEUMONIA).sum()), "healthy": int((ds.domains == HEALTHY).sum())}
+
+
+@dataclass
+class RunContext:
+    """How a run was made, beyond its results: where it ran and what it left out (:class:`RunRecord` fields)."""
+
+    layout: dict[str, int] | None = None
+    references_left_out: dict[str, str] | None = None
+    launch: dict[str, Any] | None = None
+    standard: RunRecord | None = None  # the committed standard record to agree with
+    standard_path: str | None = None
 
 
 def build_record(
@@ -111,45 +123,61 @@ def build_record(
     seeds: list[int],
     data: PreparedData,
     judge: Any,
-    untranslated: dict[str, Figure],
+    untranslated: dict[MetricId, Figure],
     runs: list[MethodRun],
     times: dict[str, float],
-) -> dict[str, Any]:
+    context: RunContext | None = None,
+) -> RunRecord:
     """The run record: provenance, data counts, the evaluator with Table 1's untranslated column,
-    and one entry per method (references included, flagged)."""
-    evaluator = judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)}
-    evaluator["untranslated"] = {k: f.as_dict() for k, f in untranslated.items()}
+    one entry per method (references included, flagged), the verdict and, for runs of other presets,
+    the agreement with the committed standard record."""
+    context = context or RunContext()
+    settings = judge.describe() if hasattr(judge, "describe") else {"threshold": float(judge.threshold)}
+    record = RunRecord(
+        run_id=run_id,
+        created=started.isoformat(timespec="seconds"),
+        commit=commit,
+        dirty=dirty,
+        config=to_dict(cfg),
+        config_hash=config_hash(cfg),
+        seeds=seeds,
+        versions=versions(),
+        device=device_description(resolve_device(cfg.train.device)),
+        data=_data_section(data),
+        times=dict(times),
+        evaluator=Evaluator(settings, dict(untranslated)),
+        methods={r.name: summarize(r) for r in runs},
+        layout=context.layout,
+        references_left_out=context.references_left_out,
+        launch=context.launch,
+    )
+    boards = [verdict.leaderboard(runs, record, target) for target in TARGETS]
+    record.verdict = {b.target: b for b in boards if b is not None}
+    record.agreement = agreement(record, context.standard, context.standard_path)
+    return record
+
+
+def _data_section(data: PreparedData) -> dict[str, Any]:
+    """The record's ``data``: root, manifest, split counts and the data problems."""
     return {
-        "schema": SCHEMA,
-        "run_id": run_id,
-        "created": started.isoformat(timespec="seconds"),
-        "commit": commit,
-        "dirty": dirty,
-        "config": to_dict(cfg),
-        "config_hash": config_hash(cfg),
-        "seeds": seeds,
-        "versions": versions(),
-        "device": device_description(resolve_device(cfg.train.device)),
-        "data": {
-            "root": str(data.root),
-            "synthetic": data.synthetic,
-            "manifest_hash": data.manifest_hash,
-            "n_test": _counts(data.test),
-            "n_tune": len(data.tune),
-            "n_tune_by_domain": _counts(data.tune),
-            "n_train": len(data.train),
-            "split_counts": data.split_counts,
-            "missing": len(data.cache.missing),
-            "skipped": len(data.problems),
-            **data_problems(data),
-        },
-        "times": dict(times),
-        "evaluator": evaluator,
-        "methods": {r.name: summarize(r) for r in runs},
+        "root": str(data.root),
+        "synthetic": data.synthetic,
+        "manifest_hash": data.manifest_hash,
+        "n_test": _counts(data.test),
+        "n_tune": len(data.tune),
+        "n_tune_by_domain": _counts(data.tune),
+        "n_train": len(data.train),
+        "split_counts": data.split_counts,
+        "missing": len(data.cache.missing),
+        "skipped": len(data.problems),
+        **data_problems(data),
     }
 
 
-def add_verdict(record: dict[str, Any], runs: list[MethodRun]) -> None:
-    """The leaderboards of the headline (boxes, and exact masks where scored) into ``record["verdict"]``."""
-    boards = [verdict.leaderboard(runs, record, prefix) for prefix in ("", "mask_")]
-    record["verdict"] = {b.prefix or "boxes": b.as_dict() for b in boards if b is not None}
+def agreement(record: RunRecord, standard: RunRecord | None, path: str | None) -> Agreement | None:
+    """Kendall's tau between the record's order of methods on the headline and the ``standard``
+    record's, for runs of other presets on the same kind of data; None otherwise."""
+    if standard is None or record.preset == "standard" or standard.data.get("synthetic") != record.synthetic:
+        return None
+    found = verdict.rank_agreement(record.methods, standard)
+    return None if found is None else Agreement(**found, other_path=path)

@@ -35,10 +35,11 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.evaluate.figure import Figure, MetricId
 from bench.records.gate import Gate, Rule, gate_in_force
 from bench.records.likeness import check_like, config_warnings
 from bench.records.provenance import short_commit
-from bench.records.schema import check_record, ci_of
+from bench.records.record import MethodResult, RunRecord
 from bench.report.markdown import MISSING, interval, markdown_table, number, signed
 
 MIN_PAIRS = 5
@@ -57,9 +58,9 @@ class CompareRow:
     """One line of the comparison table; ``gated``: a rule judged it (it could have failed)."""
 
     method: str
-    metric: str
-    baseline: dict[str, Any] | None
-    run: dict[str, Any] | None
+    metric: str  # the metric's key ("*": the whole method)
+    baseline: Figure | None
+    run: Figure | None
     delta: float | None
     change: str
     status: str
@@ -122,7 +123,7 @@ def _paired(base: _PerImage, run: _PerImage, method: str, metric: str) -> pd.Dat
 def _noise_test(
     direction: str,
     run_value: float,
-    base_entry: dict[str, Any],
+    base_entry: Figure,
     pairs: pd.DataFrame | None,
     n_resamples: int,
     seed: int,
@@ -136,7 +137,7 @@ def _noise_test(
         )
         significant = hi < 0 if direction == "higher" else lo > 0
         return significant, f"paired Δ CI {interval(lo, hi)}, n={len(pairs)}"
-    ci = ci_of(base_entry)
+    ci = base_entry.bounds
     if ci is not None:
         outside = run_value < ci[0] if direction == "higher" else run_value > ci[1]
         return outside, ("outside" if outside else "inside") + " baseline CI"
@@ -158,8 +159,8 @@ def _change(direction: str, delta: float | None, base: float) -> str:
 def _compare_metric(
     method: str,
     metric: str,
-    base: dict[str, Any] | None,
-    run: dict[str, Any] | None,
+    base: Figure | None,
+    run: Figure | None,
     rule: Rule | None,
     pairs_of: Any,
     n_resamples: int,
@@ -171,16 +172,16 @@ def _compare_metric(
     if base is None:
         row.status = "new"
         return row
-    if run is None or (run["value"] is None and base["value"] is not None):
-        row.gated = row.regressed = rule is not None and base["direction"] != "none"
+    if run is None or (run.value is None and base.value is not None):
+        row.gated = row.regressed = rule is not None and base.direction != "none"
         row.status = "**REGRESSION**: no value in run" if row.regressed else "no value in run"
         return row
-    if base["value"] is None:
-        row.status = "new value" if run["value"] is not None else "no value"
+    if base.value is None:
+        row.status = "new value" if run.value is not None else "no value"
         return row
-    direction = base["direction"]
-    row.delta = run["value"] - base["value"]
-    row.change = _change(direction, row.delta, base["value"])
+    direction = base.direction
+    row.delta = run.value - base.value
+    row.change = _change(direction, row.delta, base.value)
     if direction == "none":
         row.status = "not judged"
         return row
@@ -188,10 +189,10 @@ def _compare_metric(
     row.gated = rule is not None
     if rule is None:
         row.status = "not gated"
-    elif bad_move <= rule.tolerance(base["value"]) + _EPS * max(1.0, abs(base["value"])):
+    elif bad_move <= rule.tolerance(base.value) + _EPS * max(1.0, abs(base.value)):
         row.status = "ok" if bad_move <= 0 else f"ok: within tolerance{gate}"
     else:
-        significant, why = _noise_test(direction, run["value"], base, pairs_of(), n_resamples, seed)
+        significant, why = _noise_test(direction, run.value, base, pairs_of(), n_resamples, seed)
         row.regressed = significant is not False
         row.status = f"**REGRESSION**{gate}; {why}" if row.regressed else f"ok: within noise{gate}; {why}"
     return row
@@ -199,8 +200,8 @@ def _compare_metric(
 
 def _method_rows(
     method: str,
-    base_m: dict[str, Any] | None,
-    run_m: dict[str, Any] | None,
+    base_m: MethodResult | None,
+    run_m: MethodResult | None,
     gate: Gate,
     base_pi: _PerImage,
     run_pi: _PerImage,
@@ -208,48 +209,47 @@ def _method_rows(
     seed: int,
 ) -> list[CompareRow]:
     """Comparison rows of one method (one summary row when it is missing or failed in the run)."""
-    base_ok = base_m is not None and base_m["status"] == "ok"
-    run_ok = run_m is not None and run_m["status"] == "ok"
+    base_ok = base_m is not None and base_m.ok
+    run_ok = run_m is not None and run_m.ok
     if not run_ok:
-        what = "missing in run" if run_m is None else f"failed in run: {run_m.get('error') or 'no error text'}"
+        what = "missing in run" if run_m is None else f"failed in run: {run_m.error or 'no error text'}"
         if not base_ok:
             was = "new method" if base_m is None else "failed in baseline"
             return [CompareRow(method, "*", None, None, None, "", f"{was}, {what}")]
-        rule = next((r for r in (gate.rule_for(method, m) for m in base_m["metrics"]) if r is not None), None)
+        rule = next((r for r in (gate.rule_for(method, m.key) for m in base_m.metrics) if r is not None), None)
         covered = rule is not None
         status = f"**REGRESSION**: {what}" if covered else f"{what} (not gated)"
         return [CompareRow(method, "*", None, None, None, "", status, covered, rule, covered)]
-    base_metrics = base_m["metrics"] if base_ok else {}
-    run_metrics = run_m["metrics"]
+    base_metrics: dict[MetricId, Figure] = base_m.metrics if base_m is not None and base_ok else {}
+    run_metrics = run_m.metrics
     rows = []
     for metric in list(base_metrics) + [m for m in run_metrics if m not in base_metrics]:
         base, run = base_metrics.get(metric), run_metrics.get(metric)
+        key = metric.key
 
-        def pairs_of(metric: str = metric) -> pd.DataFrame | None:
-            return _paired(base_pi, run_pi, method, metric)
+        def pairs_of(key: str = key) -> pd.DataFrame | None:
+            return _paired(base_pi, run_pi, method, key)
 
-        rows.append(
-            _compare_metric(method, metric, base, run, gate.rule_for(method, metric), pairs_of, n_resamples, seed)
-        )
+        rows.append(_compare_metric(method, key, base, run, gate.rule_for(method, key), pairs_of, n_resamples, seed))
     return rows
 
 
-def _record_warnings(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
+def _record_warnings(run: RunRecord, base: RunRecord) -> list[str]:
     """Warnings about run and baseline that may make figures differ beyond the code: settings, commit, seeds."""
     out = config_warnings(run, base)
-    if run["commit"] and run["commit"] == base["commit"]:
+    if run.commit and run.commit == base.commit:
         out.append(
-            f"warning: run and baseline come from the same commit {short_commit(run['commit'])} "
-            f"(run dirty: {run['dirty']}, baseline dirty: {base['dirty']})"
+            f"warning: run and baseline come from the same commit {short_commit(run.commit)} "
+            f"(run dirty: {run.dirty}, baseline dirty: {base.dirty})"
         )
-    if list(run["seeds"]) != list(base["seeds"]):
-        out.append(f"warning: seeds differ (run {run['seeds']}, baseline {base['seeds']})")
+    if list(run.seeds) != list(base.seeds):
+        out.append(f"warning: seeds differ (run {run.seeds}, baseline {base.seeds})")
     return out
 
 
-def _rule_warnings(rules: Sequence[Rule], run: dict[str, Any], base: dict[str, Any]) -> list[str]:
+def _rule_warnings(rules: Sequence[Rule], run: RunRecord, base: RunRecord) -> list[str]:
     """Warnings for rules that match no metric of either record (typos)."""
-    pairs = {(name, metric) for rec in (run, base) for name, m in rec["methods"].items() for metric in m["metrics"]}
+    pairs = {(name, metric.key) for rec in (run, base) for name, m in rec.methods.items() for metric in m.metrics}
     return [
         f"warning: --fail-on rule {r.text!r} matches no metric"
         for r in rules
@@ -262,9 +262,17 @@ def _run_id(record: Any) -> str:
     return str(record.get("run_id", "?")) if isinstance(record, dict) else "?"
 
 
+def as_run_record(record: RunRecord | dict[str, Any], what: str) -> RunRecord:
+    """``record`` as a RunRecord: itself, or read from its JSON form (BenchError naming ``what`` and
+    the run when invalid)."""
+    if isinstance(record, RunRecord):
+        return record
+    return RunRecord.from_json(record, f"{what} {_run_id(record)}")
+
+
 def compare(
-    run_record: dict[str, Any],
-    baseline_record: dict[str, Any],
+    run_record: RunRecord | dict[str, Any],
+    baseline_record: RunRecord | dict[str, Any],
     run_per_image: pd.DataFrame | None = None,
     base_per_image: pd.DataFrame | None = None,
     fail_on: Sequence[str | Rule] | None = None,
@@ -279,8 +287,8 @@ def compare(
     tests. Rule texts that do not parse, a run of another preset or data than the baseline (unless
     ``allow_different``) and a gate that covers no metric raise BenchError.
     """
-    check_record(run_record, f"run {_run_id(run_record)}")
-    check_record(baseline_record, f"baseline {_run_id(baseline_record)}")
+    run_record = as_run_record(run_record, "run")
+    baseline_record = as_run_record(baseline_record, "baseline")
     warnings = check_like(run_record, baseline_record, allow_different)
     gate = gate_in_force(run_record, baseline_record, fail_on, baseline_rules)
     base_pi, run_pi = _PerImage(base_per_image), _PerImage(run_per_image)
@@ -288,7 +296,7 @@ def compare(
     if run_per_image is None or base_per_image is None:
         side = "run" if run_per_image is None else "baseline"
         warnings.append(f"warning: no per-image values for the {side}; noise tests use the baseline's CI")
-    base_methods, run_methods = baseline_record["methods"], run_record["methods"]
+    base_methods, run_methods = baseline_record.methods, run_record.methods
     rows: list[CompareRow] = []
     for method in list(base_methods) + [m for m in run_methods if m not in base_methods]:
         rows.extend(
@@ -298,18 +306,18 @@ def compare(
         )
     if not any(r.gated for r in rows):
         raise BenchError(
-            f"run {run_record['run_id']} vs baseline {baseline_record['run_id']}: the gate covers no metric "
+            f"run {run_record.run_id} vs baseline {baseline_record.run_id}: the gate covers no metric "
             f"({gate.describe()}); name metrics with a direction that both records hold"
         )
-    return CompareResult(run_record["run_id"], baseline_record["run_id"], rows, warnings, gate)
+    return CompareResult(run_record.run_id, baseline_record.run_id, rows, warnings, gate)
 
 
-def _value_ci(entry: dict[str, Any] | None) -> str:
+def _value_ci(entry: Figure | None) -> str:
     """``value [lo, hi]`` of a metric entry."""
     if entry is None:
         return MISSING
-    ci = ci_of(entry)
-    return number(entry["value"]) + (" " + interval(*ci) if ci else "")
+    ci = entry.bounds
+    return number(entry.value) + (" " + interval(*ci) if ci else "")
 
 
 def _delta(row: CompareRow) -> str:
@@ -317,7 +325,7 @@ def _delta(row: CompareRow) -> str:
     if row.delta is None:
         return MISSING
     text = signed(row.delta)
-    base = row.baseline["value"] if row.baseline else None
+    base = row.baseline.value if row.baseline else None
     return text + (f" ({100 * row.delta / abs(base):+.1f}%)" if base else "")
 
 

@@ -7,17 +7,18 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bench.errors import BenchError
+from bench.evaluate.figure import MetricId
+from bench.records.record import RunRecord
 
 HEADLINE_METRICS = (
-    "lm_auc",
-    "pooled_auc",
-    "mask_lm_auc",
-    "mask_pooled_auc",
-    "accuracy_p2h",
-    "change_rate_tol8_p2h",
+    MetricId("lm_auc", target="boxes"),
+    MetricId("pooled_auc", target="boxes"),
+    MetricId("lm_auc", target="masks"),
+    MetricId("pooled_auc", target="masks"),
+    MetricId("accuracy", group="p2h"),
+    MetricId("change_rate", group="p2h", tolerance=8),
 )
 """The default gate's metrics: location-matched and pooled AUC against the boxes (and the exact masks
 on synthetic data), P→H accuracy and the tolerance-8 change rate of translating methods."""
@@ -134,7 +135,7 @@ class Gate:
         return f"rules {where}: {self.texts}"
 
 
-def default_gate(run: dict[str, Any], base: dict[str, Any]) -> Gate:
+def default_gate(run: RunRecord, base: RunRecord) -> Gate:
     """The gate used when no rules are given or stored: every headline metric both records hold,
     with :data:`DEFAULT_TOLERANCE`, for the methods present in both records.
 
@@ -142,26 +143,27 @@ def default_gate(run: dict[str, Any], base: dict[str, Any]) -> Gate:
     succeeded (a failed method holds no metrics and must still fail the gate). BenchError when no
     headline metric is in both records.
     """
-    both = [m for m in base["methods"] if m in run["methods"]]
+    both = [m for m in base.methods if m in run.methods]
 
-    def holds(rec: dict[str, Any], metric: str) -> bool:
-        return any(metric in rec["methods"][m]["metrics"] for m in both)
+    def holds(rec: RunRecord, metric: MetricId) -> bool:
+        return any(metric in rec.methods[m].metrics for m in both)
 
-    run_ok = any(run["methods"][m]["status"] == "ok" for m in both)
+    run_ok = any(run.methods[m].ok for m in both)
     gated = [m for m in HEADLINE_METRICS if holds(base, m) and (holds(run, m) or not run_ok)]
     if not gated:
+        names = ", ".join(m.key for m in HEADLINE_METRICS)
         raise BenchError(
-            f"run {run['run_id']} vs baseline {base['run_id']}: the default gate covers no metric (no headline "
-            f"metric of {', '.join(HEADLINE_METRICS)} is in both records for a method in both); give --fail-on rules"
+            f"run {run.run_id} vs baseline {base.run_id}: the default gate covers no metric (no headline "
+            f"metric of {names} is in both records for a method in both); give --fail-on rules"
         )
-    rules = tuple(parse_rule(f"{metric}:{DEFAULT_TOLERANCE}") for metric in gated)
-    left_out = tuple(m for m in HEADLINE_METRICS if m not in gated)
+    rules = tuple(parse_rule(f"{metric.key}:{DEFAULT_TOLERANCE}") for metric in gated)
+    left_out = tuple(m.key for m in HEADLINE_METRICS if m not in gated)
     return Gate(rules, DEFAULT, frozenset(both), left_out)
 
 
 def gate_in_force(
-    run: dict[str, Any],
-    base: dict[str, Any],
+    run: RunRecord,
+    base: RunRecord,
     fail_on: Sequence[str | Rule] | None,
     baseline_rules: Sequence[str | Rule] | None = None,
 ) -> Gate:

@@ -15,9 +15,10 @@ import pandas as pd
 
 from bench.atomic import atomic_write_figure
 from bench.errors import BenchError
+from bench.evaluate.figure import MetricId
 from bench.records.likeness import preset_of
 from bench.records.provenance import short_commit
-from bench.records.schema import ci_of
+from bench.records.record import RunRecord
 from bench.records.store import DEFAULT_RUNS, _run_dirs, load_record
 from bench.report.markdown import MISSING, interval, markdown_table, number
 
@@ -37,25 +38,25 @@ ALL_PRESETS = "all"
 """``preset`` value of :func:`history` that keeps the runs of every preset."""
 
 
-def _history_rows(rec: dict[str, Any], metric: str, method: str | None) -> list[list[Any]]:
+def _history_rows(rec: RunRecord, metric: MetricId, method: str | None) -> list[list[Any]]:
     """Rows of one record for :func:`history`."""
     rows = []
-    for name, m in rec["methods"].items():
+    for name, m in rec.methods.items():
         if method is not None and name != method:
             continue
-        entry = m["metrics"].get(metric)
-        if entry is None and m["status"] == "ok" and method is None:
+        entry = m.metrics.get(metric)
+        if entry is None and m.ok and method is None:
             continue
-        status = "failed" if m["status"] != "ok" else ("ok" if entry and entry["value"] is not None else "no value")
-        value = entry["value"] if entry and entry["value"] is not None else math.nan
-        ci = ci_of(entry) if entry else None
+        status = "failed" if not m.ok else ("ok" if entry and entry.value is not None else "no value")
+        value = entry.value if entry and entry.value is not None else math.nan
+        ci = entry.bounds if entry else None
         rows.append(
             [
-                rec["run_id"],
-                rec["created"],
-                short_commit(rec["commit"], bool(rec["dirty"])),
+                rec.run_id,
+                rec.created,
+                short_commit(rec.commit, bool(rec.dirty)),
                 preset_of(rec) or MISSING,
-                rec["config_hash"],
+                rec.config_hash,
                 name,
                 value,
                 ci[0] if ci else math.nan,
@@ -66,7 +67,15 @@ def _history_rows(rec: dict[str, Any], metric: str, method: str | None) -> list[
     return rows
 
 
-def _read_runs(runs_root: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def _metric_id(name: str) -> MetricId | None:
+    """The metric a history asks for; None for a name no record can hold (a grouped metric without its group)."""
+    try:
+        return MetricId.from_key(name, strict=False)
+    except ValueError:
+        return None
+
+
+def _read_runs(runs_root: Path) -> tuple[list[RunRecord], list[str]]:
     """The readable records under ``runs_root`` in run order, and a warning line per unreadable one."""
     records, warnings = [], []
     for run_dir in _run_dirs(runs_root):
@@ -95,9 +104,10 @@ def history(
     if preset is None and records:
         preset = preset_of(records[-1]) or MISSING
     rows = []
+    metric_id = _metric_id(metric)
     for rec in records:
-        if preset in (None, ALL_PRESETS) or (preset_of(rec) or MISSING) == preset:
-            rows.extend(_history_rows(rec, metric, method))
+        if metric_id is not None and (preset in (None, ALL_PRESETS) or (preset_of(rec) or MISSING) == preset):
+            rows.extend(_history_rows(rec, metric_id, method))
     frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     frame = frame.astype({"value": float, "ci_lo": float, "ci_hi": float})
     frame.attrs["warnings"] = warnings

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from bench.errors import BenchError
+from bench.records.record import RunRecord
 
 MAX_LISTED = 5
 """Differing settings named in a warning before 'and N more'."""
@@ -20,24 +21,22 @@ MAX_LISTED = 5
 _ABSENT = object()
 
 
-def _config(rec: dict[str, Any]) -> dict[str, Any]:
+def _config(rec: RunRecord) -> dict[str, Any]:
     """A record's resolved config, or an empty dict when it holds none."""
-    cfg = rec.get("config")
-    return cfg if isinstance(cfg, dict) else {}
+    return rec.config if isinstance(rec.config, dict) else {}
 
 
-def preset_of(rec: dict[str, Any]) -> str | None:
+def preset_of(rec: RunRecord) -> str | None:
     """The preset a record's run used, or None when its config does not say."""
-    preset = _config(rec).get("preset")
-    return str(preset) if preset is not None else None
+    return rec.preset
 
 
-def manifest_of(rec: dict[str, Any]) -> str | None:
+def manifest_of(rec: RunRecord) -> str | None:
     """The data manifest hash of a record."""
-    return rec["data"].get("manifest_hash")
+    return rec.data.get("manifest_hash")
 
 
-def unlike(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
+def unlike(run: RunRecord, base: RunRecord) -> list[str]:
     """What makes ``run`` not like ``base``: 'preset' and/or 'data manifest'; empty when alike."""
     out = []
     if preset_of(run) != preset_of(base):
@@ -47,12 +46,12 @@ def unlike(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
     return out
 
 
-def _identity(rec: dict[str, Any]) -> str:
+def _identity(rec: RunRecord) -> str:
     """``ID (preset P, data manifest M)`` of a record."""
-    return f"{rec['run_id']} (preset {preset_of(rec)!r}, data manifest {manifest_of(rec)})"
+    return f"{rec.run_id} (preset {preset_of(rec)!r}, data manifest {manifest_of(rec)})"
 
 
-def check_like(run: dict[str, Any], base: dict[str, Any], allow_different: bool) -> list[str]:
+def check_like(run: RunRecord, base: RunRecord, allow_different: bool) -> list[str]:
     """Refuse (BenchError, one line) a run of another preset or data than its baseline unless
     ``allow_different``, which turns the refusal into a warning; returns the warning lines."""
     diffs = unlike(run, base)
@@ -77,7 +76,7 @@ def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.removesuffix("."): obj}
 
 
-def comparable_config(rec: dict[str, Any], shared_methods: set[str], same_data: bool) -> dict[str, Any]:
+def comparable_config(rec: RunRecord, shared_methods: set[str], same_data: bool) -> dict[str, Any]:
     """The flattened settings of a record that like runs must share: the config without its preset
     (checked on its own), without the hyper-parameters of methods outside ``shared_methods``, and
     without ``data.root`` when ``same_data``."""
@@ -98,9 +97,9 @@ def _show(value: Any) -> str:
     return "absent" if value is _ABSENT else json.dumps(value)
 
 
-def config_differences(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
+def config_differences(run: RunRecord, base: RunRecord) -> list[str]:
     """``key (run value vs baseline value)`` for every setting of :func:`comparable_config` that differs."""
-    shared = set(run["methods"]) & set(base["methods"])
+    shared = set(run.methods) & set(base.methods)
     same_data = manifest_of(run) == manifest_of(base)
     a, b = comparable_config(run, shared, same_data), comparable_config(base, shared, same_data)
     keys = sorted(a.keys() | b.keys())
@@ -111,7 +110,7 @@ def config_differences(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
     ]
 
 
-def config_warnings(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
+def config_warnings(run: RunRecord, base: RunRecord) -> list[str]:
     """One warning line naming the settings that differ (beyond the methods run), or none."""
     diffs = config_differences(run, base)
     if not diffs:
@@ -119,5 +118,5 @@ def config_warnings(run: dict[str, Any], base: dict[str, Any]) -> list[str]:
     listed = ", ".join(diffs[:MAX_LISTED]) + (f" and {len(diffs) - MAX_LISTED} more" if len(diffs) > MAX_LISTED else "")
     return [
         f"warning: config differs from the baseline's in {listed} (run vs baseline; config hash "
-        f"{run['config_hash']} vs {base['config_hash']}); figures may not be comparable"
+        f"{run.config_hash} vs {base.config_hash}); figures may not be comparable"
     ]

@@ -92,14 +92,6 @@ def metric_entry(
     }
 
 
-def ci_of(entry: dict[str, Any]) -> tuple[float, float] | None:
-    """A checked metric entry's CI as floats, or None when absent or undefined."""
-    ci = entry.get("ci")
-    if not ci or any(v is None or not math.isfinite(v) for v in ci):
-        return None
-    return float(ci[0]), float(ci[1])
-
-
 def _clean(obj: Any) -> Any:
     """``obj`` as plain JSON: numpy scalars to Python, tuples to lists, NaN/inf to None."""
     if isinstance(obj, dict):
@@ -172,13 +164,16 @@ def check_record(rec: Any, where: str) -> dict[str, Any]:
     return rec
 
 
-def write_record(run_dir: Path, record: dict[str, Any]) -> Path:
-    """Check ``record`` and write it as ``run_dir/record.json`` atomically; returns the path.
+def write_record(run_dir: Path, record: Any) -> Path:
+    """Check ``record`` (a :class:`~bench.records.record.RunRecord` or its JSON form) and write it as
+    ``run_dir/record.json`` atomically; returns the path.
 
-    The file is stamped with :data:`SCHEMA`, the format this function writes, whatever
-    ``record["schema"]`` said.
+    The file is stamped with :data:`SCHEMA`, the format this function writes, whatever the record's
+    schema said.
     """
     path = Path(run_dir) / RECORD_FILE
+    if hasattr(record, "to_json"):
+        record = record.to_json()
     clean = _clean({**record, "schema": SCHEMA})
     problem = record_problem(clean)
     if problem:

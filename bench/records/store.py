@@ -18,18 +18,17 @@ import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from bench.atomic import atomic_write_bytes, atomic_write_json
 from bench.errors import BenchError
 from bench.records.gate import parse_rules
+from bench.records.record import RunRecord, load_run_record
 from bench.records.schema import (
     RECORD_FILE,
     per_image_path,
     read_per_image,
-    read_record,
     record_path_of,
     stored_schema,
 )
@@ -101,9 +100,9 @@ def resolve_run(run: str | Path, runs_root: Path = DEFAULT_RUNS) -> Path:
     raise BenchError(f"{run}: no such run folder or record file, and no run with that id under {runs_root}")
 
 
-def load_record(path_or_dir: str | Path, runs_root: Path = DEFAULT_RUNS) -> dict[str, Any]:
+def load_record(path_or_dir: str | Path, runs_root: Path = DEFAULT_RUNS) -> RunRecord:
     """Read and check a record given as a run folder, JSON file, or run id / number under ``runs_root``."""
-    return read_record(resolve_run(path_or_dir, runs_root))
+    return load_run_record(resolve_run(path_or_dir, runs_root))
 
 
 def load_per_image(run: str | Path, missing_ok: bool = False, runs_root: Path = DEFAULT_RUNS) -> pd.DataFrame | None:
@@ -158,9 +157,9 @@ def stored_rules(record_path: Path) -> list[str] | None:
     return texts
 
 
-def _check_rules_match(texts: Sequence[str], record: dict[str, Any], where: str) -> list[str]:
+def _check_rules_match(texts: Sequence[str], record: RunRecord, where: str) -> list[str]:
     """The rule texts, parsed to check them, when each covers a metric of ``record``; else BenchError."""
-    pairs = [(name, metric) for name, m in record["methods"].items() for metric in m["metrics"]]
+    pairs = [(name, metric.key) for name, m in record.methods.items() for metric in m.metrics]
     rules = parse_rules(texts)
     for rule in rules:
         if not any(rule.covers(name, metric) for name, metric in pairs):
@@ -185,7 +184,7 @@ def set_baseline(
     _check_name(name)
     src = resolve_run(run, runs_root)
     record = load_record(src)
-    rules = _check_rules_match(fail_on, record, f"run {record['run_id']}") if fail_on else None
+    rules = _check_rules_match(fail_on, record, f"run {record.run_id}") if fail_on else None
     dest = Path(baselines_dir) / f"{name}.json"
     per_src, per_dest = per_image_path(src), per_image_path(dest)
     if per_src.is_file():

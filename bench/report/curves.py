@@ -6,10 +6,11 @@ Rendered from the record's ``methods.<name>.curves`` (taken on the tune subset d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from bench.atomic import save_figure
+from bench.records.record import MethodResult, RunRecord
 from bench.registry import method_title as title
 
 FLAT_TOLERANCES = {"lm_auc": 0.02, "pooled_auc": 0.02, "accuracy_p2h": 0.05}
@@ -30,14 +31,14 @@ CURVE_PANELS = (
 )
 
 
-def has_curves(record: dict[str, Any]) -> bool:
+def has_curves(record: RunRecord) -> bool:
     """Whether any method of the record has a learning curve (then the report draws them)."""
-    return bool(_curves(record))
+    return bool(_curves(record.methods))
 
 
-def _curves(record: dict[str, Any]) -> dict[str, list[dict[str, float]]]:
+def _curves(methods: Mapping[str, MethodResult]) -> dict[str, list[dict[str, float]]]:
     """The learning curves of the methods that have them (first seed)."""
-    return {n: m["curves"] for n, m in record["methods"].items() if m.get("curves")}
+    return {n: m.curves for n, m in methods.items() if m.curves}
 
 
 def flat_window(points: list[dict[str, float]], key: str) -> list[dict[str, float]]:
@@ -74,13 +75,13 @@ def flattening(points: list[dict[str, float]], key: str) -> str | None:
     return f"{label} is still moving (range {span:.3f} > {tol} over {where}: {values[0]:.3f} -> {values[-1]:.3f})"
 
 
-def curve_sentences(record: dict[str, Any]) -> list[str]:
+def curve_sentences(methods: Mapping[str, MethodResult]) -> list[str]:
     """One sentence per method with learning curves: flattening of pooled AUC and P→H share, eval cost."""
     out = []
-    for name, points in _curves(record).items():
+    for name, points in _curves(methods).items():
         parts = [t for t in (flattening(points, k) for k in FLAT_TOLERANCES) if t]
-        entry = record["methods"][name]
-        cost, train = entry.get("curve_eval_seconds"), entry.get("curve_train_seconds")
+        entry = methods[name]
+        cost, train = entry.curve_eval_seconds, entry.curve_train_seconds
         share = f" ({100 * cost / train:.1f}% of it)" if cost is not None and train else ""
         spent = (
             f"; the {len(points)} curve evaluations took {cost:.1f} s against {train:.1f} s of training{share}"
@@ -91,7 +92,7 @@ def curve_sentences(record: dict[str, Any]) -> list[str]:
     return out
 
 
-def learning_curves_figure(record: dict[str, Any], out: Path) -> None:
+def learning_curves_figure(methods: Mapping[str, MethodResult], out: Path) -> None:
     """Pooled AUC, P→H share and changed pixels on the tune subset against training seconds, one line per
     method (exact-mask AUC dashed in the colour of its method)."""
     import matplotlib
@@ -101,7 +102,7 @@ def learning_curves_figure(record: dict[str, Any], out: Path) -> None:
     import seaborn as sns
 
     sns.set_theme(style="whitegrid", context="paper")
-    curves = _curves(record)
+    curves = _curves(methods)
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.6), squeeze=False)
     colors = dict(zip(curves, sns.color_palette("tab10", n_colors=max(3, len(curves)))))
     for ax, keys in zip(axes[0], CURVE_PANELS):
@@ -125,21 +126,21 @@ def learning_curves_figure(record: dict[str, Any], out: Path) -> None:
     save_figure(fig, out)
 
 
-def curves_section(record: dict[str, Any]) -> list[str]:
+def curves_section(record: RunRecord) -> list[str]:
     """The report's learning-curve section (figure and one sentence per method); empty without curves."""
-    curves = _curves(record)
+    curves = _curves(record.methods)
     if not curves:
         return []
     n = max(len(p) for p in curves.values())
-    train = record["config"].get("train", {})
+    train = record.config.get("train", {})
     return [
         "## Learning curves (tune subset)",
         f"Up to {n} points per method, every {train.get('eval_every')} iterations on the first "
-        f"{train.get('curve_images')} tune images (half Pneumonia, half Healthy; seed {record['seeds'][0]}). "
+        f"{train.get('curve_images')} tune images (half Pneumonia, half Healthy; seed {record.seeds[0]}). "
         "A metric has flattened when its range over the last third of training (the points from 2/3 of the "
         "last iteration on, with the point before them; at least 3) is at most "
         + ", ".join(f"{v} for {CURVE_LABELS[k]}" for k, v in FLAT_TOLERANCES.items())
         + "; a metric that never moved that far from its first point has not started learning.",
         "![learning curves](learning_curves.png)",
-        "\n".join(curve_sentences(record)),
+        "\n".join(curve_sentences(record.methods)),
     ]

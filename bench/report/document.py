@@ -6,14 +6,14 @@ paper's figures appear only for real RSNA data and are labelled as the paper's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.atomic import atomic_write_text, save_figure
 from bench.data.problems import data_problems_section
-from bench.evaluate.figure import Example, RocCurve
-from bench.evaluate.protocol import GROUPS
+from bench.evaluate.figure import GROUPS, Example, Figure, MetricId, RocCurve, localization_id
+from bench.records.record import MethodResult, RunRecord
 from bench.registry import get_method_class
 from bench.registry import method_title as title
 from bench.report import paper
@@ -73,31 +73,32 @@ def is_ceiling(name: str) -> bool:
         return name == ORACLE
 
 
-def _ok(record: dict[str, Any], references: bool = False) -> dict[str, dict[str, Any]]:
+def _ok(record: RunRecord, references: bool = False) -> dict[str, dict[MetricId, Figure]]:
     """Metrics of the methods that succeeded: the methods, or with ``references`` the reference maps."""
-    return {
-        n: m["metrics"]
-        for n, m in record["methods"].items()
-        if m["status"] == "ok" and bool(m.get("reference", False)) == references
-    }
+    return {n: m.metrics for n, m in record.ok_methods(references).items()}
 
 
-def _translators(record: dict[str, Any]) -> list[str]:
-    return [n for n, m in _ok(record).items() if any(k.startswith("change_rate") for k in m)]
+def _translators(record: RunRecord) -> list[str]:
+    return [n for n, m in _ok(record).items() if any(k.metric == "change_rate" for k in m)]
 
 
-def translation_table(record: dict[str, Any], prefix: str, scale: float, digits: int) -> str:
-    """Rows P→H, H→H, P+H→H; one column per translation method (the paper's layout)."""
+def translation_table(record: RunRecord, metric: str, scale: float, digits: int, tolerance: int = 0) -> str:
+    """Rows P→H, H→H, P+H→H; one column per translation method (the paper's layout); ``tolerance`` is
+    that of the change rate."""
     names = _translators(record)
     if not names:
         return "_No translation method in this run._"
     ok = _ok(record)
-    reference = record.get("evaluator", {}).get("untranslated", {}) if prefix.startswith("accuracy") else {}
+    reference = record.evaluator.untranslated if metric.startswith("accuracy") else {}
+
+    def figure_id(group: str) -> MetricId:
+        return MetricId(metric, group=group, tolerance=tolerance if metric == "change_rate" else None)
+
     rows = [
         [label]
-        + ([fmt(reference.get(f"{prefix}_{key}"), scale, digits)] if reference else [])
-        + [fmt(ok[n].get(f"{prefix}_{key}"), scale, digits) for n in names]
-        for key, label in GROUPS.items()
+        + ([fmt(reference.get(figure_id(group)), scale, digits)] if reference else [])
+        + [fmt(ok[n].get(figure_id(group)), scale, digits) for n in names]
+        for group, label in GROUPS.items()
     ]
     header = [""] + (["real images, not translated"] if reference else []) + [title(n) for n in names]
     return _table(header, rows)
@@ -112,93 +113,104 @@ def paper_table(values: dict[str, tuple[float, ...]], digits: int) -> str:
     return _table([""] + [title(n) for n in names], rows)
 
 
-def _cell(metrics: dict[str, Any], prefix: str, key: str) -> str:
-    return fmt(metrics.get(key if key in UNPREFIXED else prefix + key))
+def _column(key: str, target: str) -> MetricId:
+    """The figure a localization column shows against ``target`` (target-free ones: their only figure)."""
+    return localization_id(key, target)
 
 
-def localization_table(record: dict[str, Any], prefix: str = "", references: bool = False) -> str:
-    """One row per method (or per reference map): the SPEC 3.3 figures with their CIs."""
-    columns = [(key, label) for key, label in LOCALIZATION_COLUMNS if not (prefix and key in UNPREFIXED)]
+def _ok_of(methods: Mapping[str, MethodResult], references: bool = False) -> dict[str, dict[MetricId, Figure]]:
+    return {n: m.metrics for n, m in methods.items() if m.ok and m.reference == references}
+
+
+def localization_table(methods: Mapping[str, MethodResult], target: str = "boxes", references: bool = False) -> str:
+    """One row per method (or per reference map): the SPEC 3.3 figures against ``target`` with their CIs."""
+    columns = [(key, label) for key, label in LOCALIZATION_COLUMNS if not (target != "boxes" and key in UNPREFIXED)]
+    pooled = MetricId("pooled_auc", target=target)
     rows = [
-        [title(name)] + [_cell(m, prefix, key) for key, _ in columns]
-        for name, m in _ok(record, references).items()
-        if f"{prefix}pooled_auc" in m
+        [title(name)] + [fmt(m.get(_column(key, target))) for key, _ in columns]
+        for name, m in _ok_of(methods, references).items()
+        if pooled in m
     ]
     if not rows:
         return "_No reference maps in this run._" if references else "_No localization figures._"
     return _table(["reference map" if references else "method"] + [label for _, label in columns], rows)
 
 
-def _bounds(fig: dict[str, Any] | None) -> tuple[float, float] | None:
+def _bounds(fig: Figure | None) -> tuple[float, float] | None:
     """(CI low, CI high) of a record figure, the value twice when it has no CI; None without a value."""
-    if not fig or fig.get("value") is None:
+    if not fig or fig.value is None:
         return None
-    ci = fig.get("ci")
+    ci = fig.ci
     if ci and ci[0] is not None and ci[1] is not None:
         return float(ci[0]), float(ci[1])
-    return float(fig["value"]), float(fig["value"])
+    return float(fig.value), float(fig.value)
 
 
-def _ceilings(record: dict[str, Any]) -> set[str]:
+def _ceilings(methods: Mapping[str, MethodResult]) -> set[str]:
     """Reference rows that see what methods may not (the oracle's twin, boxes): ceilings, not baselines."""
-    return {n for n, m in record["methods"].items() if m.get("ceiling") or is_ceiling(n)}
+    return {n for n, m in methods.items() if m.ceiling or is_ceiling(n)}
 
 
-def beats_references(record: dict[str, Any], prefix: str = "") -> str | None:
+def beats_references(methods: Mapping[str, MethodResult], target: str = "boxes") -> str | None:
     """One sentence: which methods beat every non-ceiling reference on the headline lm_auc (CI lower bound
     above each such reference's CI upper bound), naming the best such reference; None without references."""
-    key = prefix + "lm_auc"
-    ceilings = _ceilings(record)
-    refs = {n: _bounds(m.get(key)) for n, m in _ok(record, references=True).items() if n not in ceilings}
+    key = MetricId("lm_auc", target=target)
+    ceilings = _ceilings(methods)
+    references = _ok_of(methods, references=True)
+    refs = {n: _bounds(m.get(key)) for n, m in references.items() if n not in ceilings}
     refs = {n: b for n, b in refs.items() if b is not None}
     if not refs:
         return None
     ceiling = max(hi for _, hi in refs.values())
-    best = max(refs, key=lambda n: _ok(record, references=True)[n][key]["value"])
-    winners = [title(n) for n, m in _ok(record).items() if (b := _bounds(m.get(key))) is not None and b[0] > ceiling]
-    best_text = f"The best such reference is {title(best)}, lm_auc {fmt(_ok(record, references=True)[best][key])}."
+    best = max(refs, key=lambda n: references[n][key].value)
+    lower = {n: _bounds(m.get(key)) for n, m in _ok_of(methods).items()}
+    winners = [title(n) for n, b in lower.items() if b is not None and b[0] > ceiling]
+    best_text = f"The best such reference is {title(best)}, lm_auc {fmt(references[best][key])}."
     rule = "(lm_auc CI lower bound above the CI upper bound of every reference that is not a ceiling)"
     if winners:
         return f"Methods that beat every reference {rule}: {', '.join(winners)}. {best_text}"
     return f"No method beats every reference {rule}. {best_text}"
 
 
-def oracle_sentence(record: dict[str, Any], prefix: str = "") -> str | None:
+def oracle_sentence(methods: Mapping[str, MethodResult], target: str = "boxes") -> str | None:
     """The oracle's pooled AUC: what a perfect lesion map scores against this ground truth, and whether a
     reference that knows no lesion scores above it (then the ground truth rewards location, not lesions);
     None when the oracle did not run."""
-    ok = _ok(record, references=True)
-    fig = ok.get(ORACLE, {}).get(prefix + "pooled_auc")
-    if not fig or fig.get("value") is None:
+    ok = _ok_of(methods, references=True)
+    pooled = MetricId("pooled_auc", target=target)
+    fig = ok.get(ORACLE, {}).get(pooled)
+    if not fig or fig.value is None:
         return None
-    truth = "exact masks" if prefix == "mask_" else "boxes"
+    truth = "exact masks" if target == "masks" else "boxes"
     text = (
         f"The oracle reference, which sees each image's lesion-free twin (the map |x - twin|), scores a pooled "
         f"AUC of {fmt(fig)}: what a perfect lesion map scores against the {truth}."
     )
-    above = [
-        n
-        for n, m in ok.items()
-        if not is_ceiling(n) and ((m.get(prefix + "pooled_auc") or {}).get("value") or 0.0) > fig["value"]
-    ]
+    above = [n for n, m in ok.items() if not is_ceiling(n) and _value(m.get(pooled)) > fig.value]
     if above:
         text += (
             f" {', '.join(title(n) for n in above)} scores above it: against the {truth}, knowing where lesions "
             "usually are beats seeing the lesion, so a method's score here says more about location than about "
-            "lesion evidence" + ("; the exact masks below are the sharper test." if not prefix else ".")
+            "lesion evidence" + ("; the exact masks below are the sharper test." if target == "boxes" else ".")
         )
     return text
 
 
-def localization_section(record: dict[str, Any], prefix: str = "") -> list[str]:
+def _value(fig: Figure | None) -> float:
+    """A figure's value, 0 when absent."""
+    return (fig.value if fig is not None else None) or 0.0
+
+
+def localization_section(record: RunRecord, target: str = "boxes") -> list[str]:
     """A localization table, then its block of reference rows and what they say about the methods."""
-    parts = [localization_table(record, prefix)]
+    parts = [localization_table(record.methods, target)]
     if _ok(record, references=True):
-        parts += [REFERENCE_INTRO, localization_table(record, prefix, references=True)]
-        left_out = record.get("references_left_out") or {}
+        parts += [REFERENCE_INTRO, localization_table(record.methods, target, references=True)]
+        left_out = record.references_left_out or {}
         if left_out:
             parts.append("Left out: " + "; ".join(f"{title(n)} ({why})" for n, why in left_out.items()) + ".")
-        parts += [t for t in (beats_references(record, prefix), oracle_sentence(record, prefix)) if t]
+        sentences = (beats_references(record.methods, target), oracle_sentence(record.methods, target))
+        parts += [t for t in sentences if t]
     return parts
 
 
@@ -295,20 +307,20 @@ def launch_text(launch: dict[str, Any]) -> str:
     )
 
 
-def provenance(record: dict[str, Any]) -> str:
+def provenance(record: RunRecord) -> str:
     """Config hash, commit, versions, device, data manifest and time per stage."""
-    commit = (record.get("commit") or "not a git checkout")[:12] + (" (dirty)" if record.get("dirty") else "")
+    commit = (record.commit or "not a git checkout")[:12] + (" (dirty)" if record.dirty else "")
+    data = record.data
     lines = [
-        f"- run: `{record['run_id']}`, created {record['created']}",
-        f"- preset `{record['config']['preset']}`{recipe_text(record['config'])}, "
-        f"config hash `{record['config_hash']}`, seeds {record['seeds']}",
+        f"- run: `{record.run_id}`, created {record.created}",
+        f"- preset `{record.config['preset']}`{recipe_text(record.config)}, "
+        f"config hash `{record.config_hash}`, seeds {record.seeds}",
         f"- commit `{commit}`",
-        f"- device: {record['device']}"
-        + (launch_text(record["launch"]) if record.get("launch") else layout_text(record.get("layout"))),
-        f"- data: `{record['data']['root']}` ({'built-in synthetic' if record['data']['synthetic'] else 'RSNA'}), "
-        f"manifest hash `{record['data']['manifest_hash']}`",
-        "- versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()),
-        "- time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in record["times"].items()),
+        f"- device: {record.device}" + (launch_text(record.launch) if record.launch else layout_text(record.layout)),
+        f"- data: `{data['root']}` ({'built-in synthetic' if data['synthetic'] else 'RSNA'}), "
+        f"manifest hash `{data['manifest_hash']}`",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in record.versions.items()),
+        "- time per stage (s): " + ", ".join(f"{k} {v:.1f}" for k, v in record.times.items()),
     ]
     return "\n".join(lines)
 
@@ -331,20 +343,20 @@ def evaluator_line(ev: dict[str, Any]) -> str:
     return text + "."
 
 
-def render(record: dict[str, Any]) -> str:
+def render(record: RunRecord) -> str:
     """The whole report.md text from a run record."""
-    data, ev, cfg = record["data"], record["evaluator"], record["config"]
+    data, ev, cfg = record.data, record.evaluator.settings, record.config
     real = not data["synthetic"]
     tol = cfg["eval"]["tolerances"]
     parts = [
-        f"# lesionbench report — run {record['run_id']}",
+        f"# lesionbench report — run {record.run_id}",
         f"Data: {'real RSNA' if real else 'built-in synthetic radiographs'} at {cfg['data']['size']} px; "
         f"test split {data['n_test']['pneumonia']} Pneumonia + {data['n_test']['healthy']} Healthy images "
         f"(train {data['n_train']}, tune {data['n_tune']}; the tune split alone chooses thresholds and early "
         f"stopping; every figure is on test). Preset `{cfg['preset']}`{recipe_text(cfg)}. "
         "Figures are value [95% bootstrap CI over images, "
         f"{cfg['eval']['n_bootstrap']} resamples]"
-        + (", ± standard deviation across seeds" if len(record["seeds"]) > 1 else "")
+        + (", ± standard deviation across seeds" if len(record.seeds) > 1 else "")
         + ".",
         evaluator_line(ev),
         *verdict_section(record),
@@ -366,7 +378,7 @@ def render(record: dict[str, Any]) -> str:
     for t in tol:
         parts += [
             f"With a tolerance of {t} grey levels (|Δ| > {t}):",
-            translation_table(record, f"change_rate_tol{t}", 1, 4),
+            translation_table(record, "change_rate", 1, 4, tolerance=t),
         ]
     if real:
         parts += ["The paper's figures:", paper_table(paper.CHANGE_RATE, 4)]
@@ -385,8 +397,8 @@ def render(record: dict[str, Any]) -> str:
         RANDOMIZATION_NOTE,
         *localization_section(record),
     ]
-    if any(k.startswith("mask_") for m in _ok(record).values() for k in m):
-        parts += ["Against the pixel-exact lesion masks of the synthetic data:", *localization_section(record, "mask_")]
+    if any(k.target == "masks" for m in _ok(record).values() for k in m):
+        parts += ["Against the pixel-exact lesion masks of the synthetic data:", *localization_section(record, "masks")]
     if real:
         parts += [ARUN_AUPRC] + [
             f"The paper reports a localization AUC of {auc} for {title(name)}."
@@ -394,20 +406,18 @@ def render(record: dict[str, Any]) -> str:
         ]
     parts += ["## ROC", "![pooled pixel ROC](roc.png)", "## Lesion maps", "![qualitative](qualitative.png)"]
     parts += curves_section(record)
-    failed = {n: m["error"] for n, m in record["methods"].items() if m["status"] != "ok"}
+    failed = {n: m.error for n, m in record.methods.items() if not m.ok}
     if failed:
         parts += ["## Failures", "\n".join(f"- {title(n)}: {e} (traceback in errors.log)" for n, e in failed.items())]
-    parts += [section for section in (data_problems_section(record),) if section]
+    parts += [section for section in (data_problems_section({"data": record.data}),) if section]
     parts += ["## Provenance", provenance(record)]
     return "\n\n".join(parts) + "\n"
 
 
-def write_report(
-    run_dir: Path, record: dict[str, Any], curves: Sequence[RocCurve], examples: Sequence[Example]
-) -> None:
+def write_report(run_dir: Path, record: RunRecord, curves: Sequence[RocCurve], examples: Sequence[Example]) -> None:
     """Write roc.png, qualitative.png, learning_curves.png (when a method has curves) and report.md."""
     roc_figure(curves, run_dir / "roc.png")
     if has_curves(record):
-        learning_curves_figure(record, run_dir / "learning_curves.png")
+        learning_curves_figure(record.methods, run_dir / "learning_curves.png")
     qualitative_figure(examples, run_dir / "qualitative.png")
     atomic_write_text(run_dir / "report.md", render(record))

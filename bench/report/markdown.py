@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from bench.evaluate.figure import Figure
+
 MISSING = "—"
 """What a table shows for a missing or undefined number."""
 
@@ -39,14 +41,14 @@ def interval(lo: float | None, hi: float | None) -> str:
     return f"[{number(lo)}, {number(hi)}]"
 
 
-def fmt(fig: dict[str, Any] | None, scale: float = 1.0, digits: int = 3) -> str:
+def fmt(fig: Figure | None, scale: float = 1.0, digits: int = 3) -> str:
     """'value [lo, hi]' (± seed spread when several seeds) of a report figure, or '—' when absent."""
-    if not fig or fig.get("value") is None:
+    if fig is None or fig.value is None:
         return MISSING
-    text = f"{fig['value'] * scale:.{digits}f}"
-    if fig.get("seed_std") is not None:
-        text += f" ± {fig['seed_std'] * scale:.{digits}f}"
-    ci = fig.get("ci")
+    text = f"{fig.value * scale:.{digits}f}"
+    if fig.seeds is not None and fig.seeds.std is not None:
+        text += f" ± {fig.seeds.std * scale:.{digits}f}"
+    ci = fig.ci
     if ci and ci[0] is not None and ci[1] is not None:
         text += f" [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
     return text

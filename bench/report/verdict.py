@@ -1,18 +1,19 @@
 """The report's verdict section: the lm_auc leaderboard, methods set apart, one sentence per method.
 
-Rendered from ``record["verdict"]`` (built by :mod:`bench.evaluate.verdict`) and ``record["agreement"]``;
+Rendered from the record's ``verdict`` (built by :mod:`bench.evaluate.verdict`) and ``agreement``;
 nothing is recomputed here.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from bench.evaluate.figure import Figure, MetricId
+from bench.evaluate.standing import Difference, Leaderboard, Standing
+from bench.records.record import RunRecord
 from bench.registry import method_title as _title
 from bench.report.markdown import fmt
 from bench.report.markdown import markdown_table as _table
 
-TRUTHS = {"boxes": "the boxes", "mask_": "the exact lesion masks"}
+TRUTHS = {"boxes": "the boxes", "masks": "the exact lesion masks"}
 VERDICT_INTRO = (
     "Methods ranked by the location-matched AUC (lm_auc, SPEC 3.3): the pooled pixel AUC restricted to pairs of "
     "pixels at the same location in different Pneumonia images, so that any map that ignores the image (the "
@@ -28,34 +29,33 @@ def _num(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def _diff(d: dict[str, Any] | None) -> str:
+def _diff(d: Difference | None) -> str:
     if not d:
         return "—"
-    text = f"{d['value']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
-    if d.get("order_share") is not None:
-        text += f", order kept in {100 * d['order_share']:.0f}% of draws"
-    return text + (" (tied)" if d["tied"] else "")
+    text = f"{d.value:+.3f} [{d.ci[0]:+.3f}, {d.ci[1]:+.3f}]"
+    if d.order_share is not None:
+        text += f", order kept in {100 * d.order_share:.0f}% of draws"
+    return text + (" (tied)" if d.tied else "")
 
 
-def _ci(s: dict[str, Any]) -> str:
-    fig = {"value": s["value"], "ci": s["ci"]}
-    return fmt(fig)
+def _ci(s: Standing) -> str:
+    return fmt(Figure(s.value, s.ci, 0, "higher", ""))
 
 
-def leaderboard_table(board: dict[str, Any], record: dict[str, Any]) -> str:
+def leaderboard_table(board: Leaderboard, record: RunRecord) -> str:
     """Rank, method, lm_auc, differences to the next method and the best reference, pooled AUC beside."""
-    pooled = board["prefix"] + "pooled_auc"
-    ref = board["best_reference"]
+    pooled = MetricId("pooled_auc", target=board.target)
+    ref = board.best_reference
     rows = []
-    for s in board["ranked"]:
+    for s in board.ranked:
         rows.append(
             [
-                str(s["rank"]),
-                _title(s["method"]),
+                str(s.rank),
+                _title(s.method),
                 _ci(s),
-                _diff(s["to_next"]),
-                _diff(s["to_reference"]),
-                fmt(record["methods"][s["method"]]["metrics"].get(pooled)),
+                _diff(s.to_next),
+                _diff(s.to_reference),
+                fmt(record.methods[s.method].metrics.get(pooled)),
             ]
         )
     header = ["rank", "method", "lm_auc", "Δ to the next", f"Δ to {_title(ref) if ref else 'best reference'}"]
@@ -63,58 +63,56 @@ def leaderboard_table(board: dict[str, Any], record: dict[str, Any]) -> str:
     return _table(header, rows) if rows else "_No method is ranked: none learned its task and localizes beyond 0.5._"
 
 
-def set_apart_line(board: dict[str, Any]) -> str | None:
+def set_apart_line(board: Leaderboard) -> str | None:
     """The methods left out of the ranking, in one line; None when every method is ranked."""
-    names = [_title(s["method"]) for s in board["set_apart"]]
+    names = [_title(s.method) for s in board.set_apart]
     return f"Not trained far enough, left out of the ranking: {', '.join(names)}." if names else None
 
 
-def method_sentences(board: dict[str, Any], preset: str) -> list[str]:
+def method_sentences(board: Leaderboard, preset: str) -> list[str]:
     """One plain sentence per method: learned its task or not, localizes beyond the prior or not, its
     rank, or that it was not trained far enough with the preset to try."""
-    n = len(board["ranked"])
+    n = len(board.ranked)
     out = []
-    for s in board["ranked"] + board["set_apart"]:
-        beyond = "localizes beyond the prior" if s["beyond_prior"] else "does not localize beyond the prior"
-        if s["rank"] is not None:
-            place = f"rank {s['rank']} of {n}"
-            if s["to_next"] and s["to_next"]["tied"]:
-                place += f", tied with {_title(s['to_next']['other'])}"
+    for s in board.ranked + board.set_apart:
+        beyond = "localizes beyond the prior" if s.beyond_prior else "does not localize beyond the prior"
+        if s.rank is not None:
+            place = f"rank {s.rank} of {n}"
+            if s.to_next and s.to_next.tied:
+                place += f", tied with {_title(s.to_next.other)}"
         else:
-            hint = f"; try `--preset {s['next_preset']}`" if s.get("next_preset") else ""
+            hint = f"; try `--preset {s.next_preset}`" if s.next_preset else ""
             place = f"**not trained far enough** at preset `{preset}`{hint}"
         out.append(
-            f"- {_title(s['method'])} {LEARNED[s['learned']]} ({s['learned_evidence']}); it {beyond} "
-            f"(lm_auc {_ci(s)}); {place}."
+            f"- {_title(s.method)} {LEARNED[s.learned]} ({s.learned_evidence}); it {beyond} (lm_auc {_ci(s)}); {place}."
         )
     return out
 
 
-def agreement_line(record: dict[str, Any]) -> str | None:
+def agreement_line(record: RunRecord) -> str | None:
     """Kendall's tau of this run's order against the committed standard record's, when computed."""
-    a = record.get("agreement")
-    if not a or a.get("kendall_tau") is None:
+    a = record.agreement
+    if not a or a.kendall_tau is None:
         return None
     return (
-        f"Agreement with the committed `{a['other_preset']}` record (`{a.get('other_path', '')}`, run "
-        f"`{a['other_run']}`): Kendall's tau {a['kendall_tau']:.2f} between the two orders of the "
-        f"{len(a['methods'])} methods on {a['metric']} (1: the same order)."
+        f"Agreement with the committed `{a.other_preset}` record (`{a.other_path or ''}`, run "
+        f"`{a.other_run}`): Kendall's tau {a.kendall_tau:.2f} between the two orders of the "
+        f"{len(a.methods)} methods on {a.metric} (1: the same order)."
     )
 
 
-def verdict_section(record: dict[str, Any]) -> list[str]:
+def verdict_section(record: RunRecord) -> list[str]:
     """The report's verdict: leaderboard per truth, methods set apart, sentences, agreement."""
-    boards = record.get("verdict") or {}
+    boards = record.verdict or {}
     if not boards:
         return []
-    preset = record["config"]["preset"]
+    preset = record.config["preset"]
     parts = ["## Verdict: who localizes beyond the prior", VERDICT_INTRO]
-    for key, board in boards.items():
-        parts.append(f"Against {TRUTHS.get(key, key)}:")
+    for board in boards.values():
+        parts.append(f"Against {TRUTHS[board.target]}:")
         parts.append(leaderboard_table(board, record))
         parts += [line for line in (set_apart_line(board),) if line]
     first = next(iter(boards.values()))
-    truth = TRUTHS[first["prefix"] or "boxes"]
-    parts += [f"In plain words (against {truth}):", "\n".join(method_sentences(first, preset))]
+    parts += [f"In plain words (against {TRUTHS[first.target]}):", "\n".join(method_sentences(first, preset))]
     parts += [line for line in (agreement_line(record),) if line]
     return parts

@@ -14,6 +14,7 @@ from bench.errors import ConfigError
 from bench.evaluate import metrics
 from bench.evaluate.protocol import resize_maps
 from bench.method import HEALTHY, PNEUMONIA
+from bench.records.record import MethodResult
 from bench.registry import create_method
 from bench.report.curves import curve_sentences, flattening, learning_curves_figure
 from bench.train.checkpoint import load_checkpoint
@@ -254,22 +255,11 @@ def test_flattening_rule_and_figure(tmp_path):
     assert never.startswith("pooled AUC (boxes) has not moved from its first point (0.450; range 0.015")
     assert "not because it converged" in never
     assert flattening(_points([0.5, 0.6]), "accuracy_p2h") is None
-    record = {
-        "config": {"train": {"eval_every": 100, "curve_images": 64}},
-        "seeds": [0],
-        "methods": {
-            "stargan": {
-                "status": "ok",
-                "metrics": {},
-                "curves": _points([0.5, 0.6, 0.7, 0.7, 0.7]),
-                "curve_eval_seconds": 0.5,
-                "curve_train_seconds": 4.0,
-            }
-        },
-    }
-    (sentence,) = curve_sentences(record)
+    curves = _points([0.5, 0.6, 0.7, 0.7, 0.7])
+    methods = {"stargan": MethodResult("ok", curves=curves, curve_eval_seconds=0.5, curve_train_seconds=4.0)}
+    (sentence,) = curve_sentences(methods)
     assert sentence.startswith("- StarGAN: pooled AUC (boxes) has flattened") and "(12.5% of it)" in sentence
-    learning_curves_figure(record, tmp_path / "learning_curves.png")
+    learning_curves_figure(methods, tmp_path / "learning_curves.png")
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
 
 

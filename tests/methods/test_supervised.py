@@ -14,6 +14,7 @@ import torch
 from bench.config import Config
 from bench.errors import BenchError, ConfigError
 from bench.evaluate.metrics import pooled_auc
+from bench.records.record import MethodResult
 from bench.registry import create_method
 from bench.report.document import beats_references, is_ceiling, oracle_sentence
 from bench.settings import load_config
@@ -202,18 +203,17 @@ def test_a_ceiling_is_not_the_bar_a_method_must_beat() -> None:
         return {"status": "ok", "reference": True, "metrics": {"pooled_auc": fig, "lm_auc": fig}}
 
     fig = _fig(0.80, 0.78, 0.82)
-    record = {
-        "methods": {
-            "stargan": {"status": "ok", "metrics": {"pooled_auc": fig, "lm_auc": fig}},
-            "ref_edge": ref(0.60),
-            "ref_oracle": ref(0.85),
-            NAME: ref(0.95),
-        }
+    entries = {
+        "stargan": {"status": "ok", "metrics": {"pooled_auc": fig, "lm_auc": fig}},
+        "ref_edge": ref(0.60),
+        "ref_oracle": ref(0.85),
+        NAME: ref(0.95),
     }
+    methods = {name: MethodResult.from_json(entry) for name, entry in entries.items()}
     assert is_ceiling(NAME) and is_ceiling("ref_oracle") and not is_ceiling("ref_edge")
-    sentence = beats_references(record)
+    sentence = beats_references(methods)
     assert "Methods that beat every reference" in sentence and "best such reference is Sobel" in sentence
-    assert "scores above it" not in oracle_sentence(record)
+    assert "scores above it" not in oracle_sentence(methods)
 
 
 def test_trained_in_the_run_process_with_the_same_threads_whatever_jobs(smoke_cfg: Config) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from record_factory import (
 
 from bench import records as R
 from bench.errors import BenchError
+from bench.evaluate.figure import MetricId
 
 
 def _compare(
@@ -249,18 +251,19 @@ def test_per_image_rows_pair_under_the_metric_name() -> None:
 def test_run_against_committed_schema1_baseline_pairs_renamed_rows(tmp_path: Path) -> None:
     baseline = schema1_copy_of_baseline(tmp_path / "old")
     base_rec, base_pi = R.load_record(baseline), R.load_per_image(baseline)
-    run_rec = {**base_rec, "schema": R.SCHEMA, "run_id": "0002_bbbbbbb_20240102T000000Z"}
     run_pi = base_pi.copy()
     run_pi.loc[run_pi["metric"] == "hit_rate", "value"] = 0.0
-    run_rec["methods"] = {name: {**m, "metrics": {**m["metrics"]}} for name, m in base_rec["methods"].items()}
-    for m in run_rec["methods"].values():
-        if "hit_rate" in m["metrics"]:
-            m["metrics"]["hit_rate"] = {**m["metrics"]["hit_rate"], "value": 0.0}
+    hit_rate = MetricId("hit_rate", target="boxes")
+    methods = {
+        name: replace(m, metrics={k: replace(f, value=0.0) if k == hit_rate else f for k, f in m.metrics.items()})
+        for name, m in base_rec.methods.items()
+    }
+    run_rec = replace(base_rec, schema=R.SCHEMA, run_id="0002_bbbbbbb_20240102T000000Z", methods=methods)
     result = R.compare(run_rec, base_rec, run_pi, base_pi, ["hit_rate:abs=0.01"], n_resamples=200)
     # rows whose drop to 0 exceeds the tolerance (0.01) reach the noise test, which pairs the renamed rows
-    hit_rows = [r for r in result.rows if r.metric == "hit_rate" and r.baseline and r.baseline["value"] > 0.01]
+    hit_rows = [r for r in result.rows if r.metric == "hit_rate" and r.baseline and r.baseline.value > 0.01]
     assert hit_rows and all("paired" in r.status for r in hit_rows)  # the renamed rows are found and paired
-    big = [r for r in hit_rows if r.baseline["value"] > 0.2]
+    big = [r for r in hit_rows if r.baseline.value > 0.2]
     assert big and all(r.regressed for r in big)
 
 

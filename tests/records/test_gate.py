@@ -156,13 +156,20 @@ def test_unlike_runs_are_refused_unless_allowed(kw: dict[str, str], differ: str)
     assert any(w.startswith("warning: run ") and differ in w for w in allowed.warnings)
 
 
+def _typed(record: dict) -> R.RunRecord:
+    return R.RunRecord.from_json(record)
+
+
 def test_config_differences_leave_out_the_methods_run() -> None:
     base = make_record(metrics=HEADLINE, config={"method": {"pillet": {"lambda_id": 10.0}}})
     same = _run(HEADLINE, config={"method": {"pillet": {"lambda_id": 10.0}, "stargan": {"lambda_cls": 2.0}}})
-    assert R.config_differences(same, base) == []  # stargan's settings: stargan is not in both records
+    assert R.config_differences(_typed(same), _typed(base)) == []  # stargan's settings: stargan is not in both records
     assert not any("config differs" in w for w in R.compare(same, base).warnings)
     moved = _run(HEADLINE, config={"method": {"pillet": {"lambda_id": 1.0}}, "model": {"width": 8}})
-    assert R.config_differences(moved, base) == ["method.pillet.lambda_id (1.0 vs 10.0)", "model.width (8 vs absent)"]
+    assert R.config_differences(_typed(moved), _typed(base)) == [
+        "method.pillet.lambda_id (1.0 vs 10.0)",
+        "model.width (8 vs absent)",
+    ]
     warning = next(w for w in R.compare(moved, base).warnings if "config differs" in w)
     assert "method.pillet.lambda_id (1.0 vs 10.0), model.width (8 vs absent)" in warning
 
@@ -170,9 +177,9 @@ def test_config_differences_leave_out_the_methods_run() -> None:
 def test_config_differences_ignore_the_data_folder_of_the_same_data() -> None:
     base = make_record(metrics=HEADLINE, config={"data": {"root": "/data/a", "size": 64}})
     moved = _run(HEADLINE, config={"data": {"root": "/mnt/b", "size": 64}})
-    assert R.config_differences(moved, base) == []
+    assert R.config_differences(_typed(moved), _typed(base)) == []
     other = _run(HEADLINE, config={"data": {"root": "/mnt/b", "size": 64}}, manifest="data2")
-    assert R.config_differences(other, base) == ['data.root ("/mnt/b" vs "/data/a")']
+    assert R.config_differences(_typed(other), _typed(base)) == ['data.root ("/mnt/b" vs "/data/a")']
 
 
 def test_default_tolerance_absorbs_a_small_drop() -> None:

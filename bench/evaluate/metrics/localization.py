@@ -43,7 +43,8 @@ _MEAN_FIGURES = {
 
 
 def _summary(value: float, ci: tuple[float, float], n: int) -> dict[str, object]:
-    """One figure: value, CI and number of images (its direction comes from ``bench.evaluate.figure``)."""
+    """One figure: value, CI and number of images; the summary's name is a metric of
+    :data:`bench.evaluate.figure.KINDS`, whose kind gives its direction."""
     return {"value": float(value), "ci": (float(ci[0]), float(ci[1])), "n": int(n)}
 
 
