@@ -18,7 +18,7 @@ import bench.cli.main
 from bench.cli import exits
 from bench.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # `python -m bench run ...` with a stub evaluator (the classifier's training is not what these tests are
 # about). With "report" the report stage stalls after writing part of the run folder and touches READY.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from stub_run import STUBS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # One `python -m bench run --preset smoke` with a trivial method and a stub evaluator (no training), all
 # started in the same second: its clock is fixed. Its report stage waits until every other run has

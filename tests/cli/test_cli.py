@@ -12,7 +12,7 @@ import pytest
 
 from bench.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_data_info_json_on_real_csvs(rsna_dir: Path, capsys: pytest.CaptureFixture) -> None:

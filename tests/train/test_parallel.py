@@ -180,7 +180,7 @@ def test_workers_end_when_the_run_is_killed(tmp_path: Path) -> None:
     """A run killed from outside (SIGKILL, no cleanup) must not leave its training workers running."""
     script = tmp_path / "parent.py"
     script.write_text(_ORPHAN_PARENT)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
     worker = int(parent.stdout.readline())
     parent.kill()

@@ -24,7 +24,7 @@ from bench.train.gan.recipe import resolve_recipe
 from bench.train.gan.trainer import Reuse, pure
 from bench.train.runner import train_context
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GAN_METHODS = ["stargan", "fixedpoint", "pillet", "pillet_nosab", "vagan"]
 
 # Trains a method in a child process (one thread, so runs are bit-reproducible). Optional slow

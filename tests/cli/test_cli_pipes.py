@@ -25,7 +25,7 @@ from stub_run import STUBS
 from bench.cli import exits
 from bench.cli.main import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 DRIVER = (
     r"""

@@ -19,6 +19,11 @@ from bench.evaluate.metrics import accuracy_healthy
 
 
 @pytest.fixture(autouse=True)
+def _one_thread(one_thread: None) -> None:
+    """Every classifier test runs on one thread (``one_thread`` in tests/conftest.py)."""
+
+
+@pytest.fixture(autouse=True)
 def _fresh() -> Iterator[None]:
     """No evaluator kept from another test."""
     ev._MEMO.clear()
