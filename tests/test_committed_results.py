@@ -63,3 +63,25 @@ def test_smoke_baseline_is_the_preset_of_today_on_one_thread() -> None:
     assert (ROOT / "results" / "baselines" / "smoke.per_image.csv.gz").stat().st_size > 0
     assert set(record["methods"]) == set(list_methods())
     assert all(m["status"] == "ok" for m in record["methods"].values())
+
+
+def test_standard_references_bracket_the_headline() -> None:
+    """Issue 18's contract on the committed standard record: lm_auc with CIs for every row, the prior
+    exactly 0.5, chance about 0.5, the oracle near 1 against the masks, the supervised ceiling present."""
+    metrics = {name: entry["metrics"] for name, entry in _record("standard")["methods"].items()}
+    for name, values in metrics.items():
+        for key in ("lm_auc", "mask_lm_auc"):
+            low, high = values[key]["ci"]
+            assert low <= values[key]["value"] <= high, (name, key)
+    assert metrics["ref_prior"]["lm_auc"]["value"] == 0.5 and metrics["ref_prior"]["mask_lm_auc"]["value"] == 0.5
+    assert metrics["ref_random"]["lm_auc"]["ci"][0] < 0.5 < metrics["ref_random"]["lm_auc"]["ci"][1]
+    assert metrics["ref_oracle"]["mask_lm_auc"]["value"] >= 0.95
+    assert "ref_supervised" in metrics
+
+
+def test_standard_classifier_works_at_its_own_size() -> None:
+    """Issue 19, item 1: the classifier at 128 px or more, and CAM pointing into boxes more often than edges."""
+    record = _record("standard")
+    assert record["evaluator"]["input_size"] >= 128 and record["evaluator"]["feature_map"] >= 4
+    hit = {name: record["methods"][name]["metrics"]["hit_rate"]["value"] for name in ("chexnet_cam", "ref_edge")}
+    assert hit["chexnet_cam"] > hit["ref_edge"]

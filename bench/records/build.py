@@ -176,8 +176,15 @@ def _data_section(data: PreparedData) -> dict[str, Any]:
 
 def agreement(record: RunRecord, standard: RunRecord | None, path: str | None) -> Agreement | None:
     """Kendall's tau between the record's order of methods on the headline and the ``standard``
-    record's, for runs of other presets on the same kind of data; None otherwise."""
+    record's, for runs of other presets on the same kind of data, over every method and over the
+    methods this run ranks (an untrained method's place says nothing); None otherwise."""
     if standard is None or record.preset == "standard" or standard.data.get("synthetic") != record.synthetic:
         return None
     found = verdict.rank_agreement(record.methods, standard)
-    return None if found is None else Agreement(**found, other_path=path)
+    if found is None:
+        return None
+    board = (record.verdict or {}).get("boxes")
+    ranked = {s.method for s in board.ranked} if board else set()
+    among = verdict.rank_agreement({n: m for n, m in record.methods.items() if n in ranked}, standard)
+    extra = {} if among is None else {"ranked_methods": among["methods"], "ranked_tau": among["kendall_tau"]}
+    return Agreement(**found, other_path=path, **extra)

@@ -132,12 +132,15 @@ class Agreement:
     methods: list[str]
     kendall_tau: float | None
     other_path: str | None = None
+    ranked_methods: list[str] | None = None  # the methods this run ranks (and the other holds), when 3 or more
+    ranked_tau: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The record's ``agreement`` object."""
+        """The record's ``agreement`` object (optional fields only when set, so older records round-trip)."""
         out = asdict(self)
-        if self.other_path is None:
-            del out["other_path"]
+        for key in ("other_path", "ranked_methods", "ranked_tau"):
+            if out[key] is None:
+                del out[key]
         return out
 
 

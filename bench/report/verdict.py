@@ -97,7 +97,12 @@ def agreement_line(record: RunRecord) -> str | None:
     return (
         f"Agreement with the committed `{a.other_preset}` record (`{a.other_path or ''}`, run "
         f"`{a.other_run}`): Kendall's tau {a.kendall_tau:.2f} between the two orders of the "
-        f"{len(a.methods)} methods on {a.metric} (1: the same order)."
+        f"{len(a.methods)} methods on {a.metric} (1: the same order)"
+        + (
+            f"; over the {len(a.ranked_methods)} methods this run ranks, {a.ranked_tau:.2f}."
+            if a.ranked_methods and a.ranked_tau is not None
+            else "."
+        )
     )
 
 

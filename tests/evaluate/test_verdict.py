@@ -127,6 +127,29 @@ def test_rank_agreement() -> None:
     assert rank_agreement(a, rec({"x": 0.1, "y": 0.2})) is None
 
 
+def test_agreement_over_the_ranked_methods(tmp_path) -> None:
+    """Over every method the untrained ones' places count; over the ranked ones they do not."""
+    from bench.evaluate.standing import Leaderboard, Standing
+    from bench.records.build import agreement
+    from bench.report.verdict import agreement_line
+
+    def rec(values: dict[str, float], preset: str) -> RunRecord:
+        return _record({n: {"status": "ok", "metrics": {"lm_auc": _fig(v, (v, v))}} for n, v in values.items()}, preset)
+
+    standard = rec({"a": 0.8, "b": 0.7, "c": 0.6, "d": 0.55, "e": 0.52}, "standard")
+    quick = rec({"a": 0.7, "b": 0.65, "c": 0.6, "d": 0.3, "e": 0.4}, "quick")  # d and e untrained, e above d
+    ranked = [Standing(n, quick.methods[n].metrics[LM_AUC].value, None, True, "", True) for n in "abc"]
+    quick.verdict = {"boxes": Leaderboard("boxes", LM_AUC, None, ranked=ranked)}
+    found = agreement(quick, standard, "results/standard/record.json")
+    assert found.kendall_tau == pytest.approx(0.8)  # one discordant pair of ten
+    assert found.ranked_methods == ["a", "b", "c"] and found.ranked_tau == pytest.approx(1.0)
+    quick.agreement = found
+    assert "tau 0.80 between the two orders of the 5 methods" in agreement_line(quick)
+    assert agreement_line(quick).endswith("over the 3 methods this run ranks, 1.00.")
+    assert RunRecord.from_json(quick.to_json()).agreement == found
+    assert agreement(standard, standard, None) is None  # standard is not compared with itself
+
+
 def test_report_renders_the_verdict(tmp_path) -> None:
     from bench.report.verdict import verdict_section
 
