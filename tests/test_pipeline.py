@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from stub_run import Identity, Judge
 
 import bench.evaluate.judge
 import bench.registry as registry
@@ -31,25 +32,8 @@ from bench.pipeline import run_benchmark
 K = MetricId.from_key
 
 
-class _Identity(Method):
-    """Translates nothing away (G(x) = x); the lesion map is the brightness."""
-
-    translates = True
-
-    def fit(self, ctx) -> None:
-        pass
-
-    def translate(self, x: torch.Tensor, target) -> torch.Tensor:
-        return x.clone()
-
-    def localize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x[:, 0] + 1) / 2
-
-    def state_dict(self) -> dict:
-        return {"w": torch.zeros(1)}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
+class _Identity(Identity):
+    """The shared identity stand-in, registered here as ``t_identity``."""
 
 
 class _Broken(_Identity):
@@ -59,23 +43,11 @@ class _Broken(_Identity):
         raise RuntimeError("deliberate failure")
 
 
-class _Judge:
-    """Stub evaluator: P(pneumonia) = 1 for every image, so nothing is judged Healthy."""
-
-    threshold = 0.5
-
-    def probs(self, images: torch.Tensor) -> np.ndarray:
-        return np.ones(len(images))
-
-    def describe(self) -> dict:
-        return {"threshold": self.threshold, "threshold_source": "tune", "test_auc": 0.5}
-
-
 @pytest.fixture()
 def test_methods(monkeypatch: pytest.MonkeyPatch):
     register_method("t_identity")(_Identity)
     register_method("t_broken")(_Broken)
-    monkeypatch.setattr(bench.evaluate.judge, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
+    monkeypatch.setattr(bench.evaluate.judge, "get_evaluator", lambda cfg, data, progress=True, **kw: Judge())
     yield
     registry._REGISTRY.pop("t_identity", None)
     registry._REGISTRY.pop("t_broken", None)
@@ -118,7 +90,7 @@ def test_translation_figures_known_rates(smoke_cfg: Config) -> None:
     out.change = {0: np.array([0.1, 0.3, 0.0, 0.2]), 2: np.array([0.0, 0.1, 0.0, 0.0])}
     out.p_translated = np.array([0.9, 0.1, 0.2, 0.7])
     res = MethodEval()
-    translation_figures(out, _Judge(), smoke_cfg.eval, res)
+    translation_figures(out, Judge(), smoke_cfg.eval, res)
     assert res.figures[K("change_rate_p2h")].value == pytest.approx(0.2)
     assert res.figures[K("change_rate_h2h")].value == pytest.approx(0.1)
     assert res.figures[K("change_rate_all2h")].value == pytest.approx(0.15)

@@ -6,49 +6,23 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
+from stub_run import Identity, Judge
 
 import bench.evaluate.judge
-from bench import Method, register_method, registry
+from bench import register_method, registry
 from bench.cli.main import main
 from bench.data.rsna import read_labels, split_patients
 
 
-class _Identity(Method):
-    translates = True
-
-    def fit(self, ctx) -> None:
-        pass
-
-    def translate(self, x: torch.Tensor, target) -> torch.Tensor:
-        return x.clone()
-
-    def localize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x[:, 0] + 1) / 2
-
-    def state_dict(self) -> dict:
-        return {"w": torch.zeros(1)}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-class _Judge:
-    threshold = 0.5
-
-    def probs(self, images: torch.Tensor) -> np.ndarray:
-        return np.ones(len(images))
-
-    def describe(self) -> dict:
-        return {"threshold": 0.5, "threshold_source": "tune", "test_auc": 0.5}
+class _Identity(Identity):
+    """The shared identity stand-in, registered here as ``t_report_identity``."""
 
 
 @pytest.fixture()
 def identity(monkeypatch: pytest.MonkeyPatch):
     register_method("t_report_identity")(_Identity)
-    monkeypatch.setattr(bench.evaluate.judge, "get_evaluator", lambda cfg, data, progress=True, **kw: _Judge())
+    monkeypatch.setattr(bench.evaluate.judge, "get_evaluator", lambda cfg, data, progress=True, **kw: Judge())
     yield
     registry._REGISTRY.pop("t_report_identity", None)
 

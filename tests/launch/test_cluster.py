@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stub_run import record_values
 
 from bench.cli.main import main
 from bench.config import Config, to_dict
@@ -28,15 +29,6 @@ def _argv(cfg: Config, out: Path, *extra: str) -> list[str]:
     root = cfg.data.root
     sets = ["--set", f"data.root={root!r}", "--set", "train.device='cpu'"]
     return ["run", "--methods", METHODS, "--preset", "smoke", *sets, "--out", str(out), "--threads", "1", *extra]
-
-
-def _values(record: dict[str, Any]) -> dict[str, Any]:
-    """Every method's status, metrics and learning-curve values (wall-clock seconds left out)."""
-    out = {}
-    for name, entry in record["methods"].items():
-        curves = [{k: v for k, v in p.items() if "seconds" not in k} for p in entry.get("curves", [])]
-        out[name] = {"status": entry["status"], "metrics": entry["metrics"], "curves": curves}
-    return out
 
 
 def _has(module: str) -> bool:
@@ -118,7 +110,7 @@ def test_local_launch_reports_a_failed_job_resumes_and_equals_the_in_process_run
     assert main(launch) == 0  # the same command again: stargan trains, pillet is reused
     run_dir, record = _record(runs)
     assert pillet_model.stat().st_mtime_ns == trained_at
-    assert _values(record) == _values(inprocess["record"])
+    assert record_values(record) == record_values(inprocess["record"])
     assert sorted(p.name for p in (run_dir / "jobs").glob("*_log.err")) != []
     assert len(list((run_dir / "jobs").glob("outcome-*.json"))) == 3  # prepare + two training jobs
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,15 +97,6 @@ class Kit:
         values = [h[term] for h in history]
         first, last = np.mean(values[:3]), np.mean(values[-3:])
         assert last < 0.7 * first, f"{term}: {first:.4f} -> {last:.4f}"
-
-
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Tiny networks run fastest on one thread, and do not fight other processes for cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -49,12 +49,7 @@ class MeanJudge:
         return torch.sigmoid(8 * images.float().mean(dim=(1, 2, 3))).numpy()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _fit(name: str, cfg: Config, data, out: Path, resume: bool = False):

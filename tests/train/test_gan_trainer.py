@@ -62,12 +62,7 @@ torch.save({"generator": m.generator.state_dict(), "drawn": drawn}, Path(out) / 
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _env() -> dict[str, str]:

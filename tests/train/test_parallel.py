@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import torch
+from stub_run import record_values
 
 from bench import registry
 from bench.config import Config
@@ -22,15 +23,6 @@ from bench.pipeline import run_benchmark
 from bench.train import parallel
 
 METHODS = "stargan,vagan,chexnet_cam"
-
-
-def _values(record: dict[str, Any]) -> dict[str, Any]:
-    """Every method's metrics and learning-curve values (wall-clock seconds left out)."""
-    out = {}
-    for name, entry in record["methods"].items():
-        curves = [{k: v for k, v in p.items() if "seconds" not in k} for p in entry.get("curves", [])]
-        out[name] = {"status": entry["status"], "metrics": entry["metrics"], "curves": curves}
-    return out
 
 
 def _run(cfg: Config, tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
@@ -46,7 +38,7 @@ def test_two_jobs_give_the_record_of_one(smoke_cfg: Config, tmp_path: Path, monk
     two = _run(smoke_cfg, tmp_path, 2, monkeypatch)
     assert one["layout"] == {"jobs": 1, "threads": 1, "eval_threads": 1}
     assert two["layout"] == {"jobs": 2, "threads": 1, "eval_threads": 1}
-    assert _values(two) == _values(one)
+    assert record_values(two) == record_values(one)
     assert len(two["methods"]["stargan"]["curves"]) >= 2
     assert any(k.startswith("train (2 processes") for k in two["times"])
     assert not any(k.startswith("train (") for k in one["times"])
