@@ -80,8 +80,9 @@ def test_standard_references_bracket_the_headline() -> None:
 
 
 def test_standard_classifier_works_at_its_own_size() -> None:
-    """Issue 19, item 1: the classifier at 128 px or more, and CAM pointing into boxes more often than edges."""
+    """Issue 19, item 1: the classifier at 128 px or more, and CAM's maximum in a box more often than not
+    and more often than the edge map's."""
     record = _record("standard")
     assert record["evaluator"]["input_size"] >= 128 and record["evaluator"]["feature_map"] >= 4
     hit = {name: record["methods"][name]["metrics"]["hit_rate"]["value"] for name in ("chexnet_cam", "ref_edge")}
-    assert hit["chexnet_cam"] > hit["ref_edge"]
+    assert hit["chexnet_cam"] > 0.5 and hit["chexnet_cam"] > hit["ref_edge"]
